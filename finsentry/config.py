@@ -1,0 +1,191 @@
+"""finsentry's one configuration object.
+
+Settings come, highest priority first, from: keyword arguments, environment
+variables (``FINSENTRY_<SECTION>__<KEY>``, e.g.
+``FINSENTRY_KAFKA__BOOTSTRAP=127.0.0.1:9092``), a TOML file (``--config``
+or ``FINSENTRY_CONFIG``), then the defaults below. A bad value fails at start
+with :class:`ConfigError`, which names the key and the reason.
+
+Example TOML (every section optional)::
+
+    [kafka]
+    bootstrap = "127.0.0.1:9092"
+    group_id = "finsentry"
+
+    [detector]
+    min_negative = 5
+    min_neg_share = 0.6
+
+    [webhooks]
+    urls = ["http://127.0.0.1:8765/alerts"]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "KafkaSettings",
+    "ModelSettings",
+    "BatchSettings",
+    "WindowSettings",
+    "DetectorSettings",
+    "WebhookSettings",
+    "load_settings",
+    "REPO_ROOT",
+]
+
+#: Root of a source checkout (where ``models/`` and ``deploy/`` live).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid. The message names each bad key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Kafka connection, topics and consumer group."""
+
+    bootstrap: str = Field(default="127.0.0.1:9092", min_length=3, description="host:port[,host:port]")
+    group_id: str = Field(default="finsentry", min_length=1)
+    raw_topic: str = Field(default="news.raw", min_length=1)
+    scored_topic: str = Field(default="news.scored", min_length=1)
+    dlq_topic: str = Field(default="news.dlq", min_length=1)
+    partitions: int = Field(default=4, ge=1, le=1024, description="partitions of topics finsentry creates")
+    create_topics: bool = Field(default=True, description="create missing topics at start")
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    session_timeout_ms: int = Field(default=10_000, ge=6_000)
+
+
+class ModelSettings(_Section):
+    """Which model folder to load and where to run it."""
+
+    path: Path = Field(
+        default=REPO_ROOT / "models",
+        description="a model folder, or a registry folder whose DEFAULT file names one",
+    )
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    intra_op_threads: int = Field(default=0, ge=0, description="0 = ONNX Runtime picks")
+
+
+class BatchSettings(_Section):
+    """Micro-batching: a batch closes at ``max_batch`` items or ``max_wait_ms``."""
+
+    max_batch: int = Field(default=64, ge=1, le=4096)
+    max_wait_ms: int = Field(default=50, ge=1, le=60_000)
+
+
+class WindowSettings(_Section):
+    """Event-time tumbling windows per ticker."""
+
+    size_minutes: float = Field(default=60, gt=0, le=7 * 24 * 60)
+    allowed_lateness_minutes: float = Field(default=10, ge=0, le=7 * 24 * 60)
+
+
+class DetectorSettings(_Section):
+    """Threshold spike detector: fires when both thresholds are met in a window."""
+
+    min_negative: int = Field(default=5, ge=1)
+    min_neg_share: float = Field(default=0.6, gt=0, le=1)
+
+
+class WebhookSettings(_Section):
+    """Where alerts are POSTed."""
+
+    urls: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(default=5.0, gt=0, le=300)
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff_s: float = Field(default=0.5, ge=0, le=60)
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return urls
+
+
+class Settings(BaseSettings):
+    """All of finsentry's settings (see the module docstring for sources)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FINSENTRY_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    windows: WindowSettings = Field(default_factory=WindowSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _TOML_FILE.get("path")
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+# The TOML path for the load in progress (pydantic-settings builds sources per class).
+_TOML_FILE: dict[str, Path | None] = {"path": None}
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {key}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from an optional TOML file, the environment and overrides.
+
+    Args:
+        path: TOML file; defaults to ``$FINSENTRY_CONFIG`` when set.
+        **overrides: top-level sections as dicts or section objects.
+
+    Raises:
+        ConfigError: the file is missing or not TOML, or a key is unknown or
+            has a bad value; the message names every bad key and the reason.
+    """
+    if path is None and os.environ.get("FINSENTRY_CONFIG"):
+        path = os.environ["FINSENTRY_CONFIG"]
+    toml_path = Path(path) if path is not None else None
+    if toml_path is not None and not toml_path.is_file():
+        raise ConfigError(f"config file {toml_path} does not exist")
+    origin = f"file {toml_path} + environment" if toml_path else "environment"
+    _TOML_FILE["path"] = toml_path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, origin)) from None
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise ConfigError(f"config file {toml_path} could not be read: {exc}") from None
+    finally:
+        _TOML_FILE["path"] = None

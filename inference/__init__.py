@@ -1,0 +1,29 @@
+"""inference: score news items with a finsentry model on ONNX Runtime.
+
+Public surface: :class:`Scorer` (tokenizer + ONNX session over a model
+folder), :class:`ScoredItem` (the scored-topic record), :class:`ModelFolder`
+and the registry helpers, and the exception hierarchy.
+"""
+
+from inference._errors import InferenceError, ModelFolderError, ProviderError
+from inference._registry import ModelFolder, resolve_model_folder, sha256_file, verify_manifest
+from inference._scored import SENTIMENT_LABELS, ScoredItem
+from inference._scorer import Scorer, TextScores, item_text
+from inference._session import create_session, usable_cpu_count
+
+__all__ = [
+    "InferenceError",
+    "ModelFolder",
+    "ModelFolderError",
+    "ProviderError",
+    "SENTIMENT_LABELS",
+    "ScoredItem",
+    "Scorer",
+    "TextScores",
+    "create_session",
+    "item_text",
+    "resolve_model_folder",
+    "sha256_file",
+    "usable_cpu_count",
+    "verify_manifest",
+]

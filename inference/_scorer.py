@@ -1,0 +1,195 @@
+"""Scoring news items with a model folder on ONNX Runtime (no torch at run time)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from inference._errors import ModelFolderError
+from inference._registry import ModelFolder
+from inference._scored import SENTIMENT_LABELS, ScoredItem
+from inference._session import Device, create_session
+from ingest import NewsItem
+
+__all__ = ["Scorer", "TextScores", "item_text"]
+
+_TAG = re.compile(r"<[^>]{0,500}>")
+_SPACE = re.compile(r"\s+")
+
+
+def _clean(text: str) -> str:
+    """Unescape HTML entities, drop tags, collapse whitespace."""
+    return _SPACE.sub(" ", _TAG.sub(" ", html.unescape(text))).strip()
+
+
+def item_text(item: NewsItem, fields: Sequence[str] = ("title", "body"), separator: str = ". ") -> str:
+    """The model text of an item: cleaned non-empty ``fields`` joined by ``separator``.
+
+    >>> from datetime import datetime, timezone
+    >>> it = NewsItem(id="1", source="x", published_at=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    ...               title="Acme &amp; Co <b>falls</b>", body="  ")
+    >>> item_text(it)
+    'Acme & Co falls'
+    """
+    parts = (_clean(str(getattr(item, f, "") or "")) for f in fields)
+    return separator.join(p for p in parts if p)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class TextScores:
+    """Scores of a batch of texts.
+
+    Attributes:
+        sentiment: float32 [n, 3] probabilities in ``SENTIMENT_LABELS`` order.
+        topic: float32 [n, n_topics] probabilities, or ``None`` (no topic head).
+        truncated: bool [n], True where the text exceeded the model's max length.
+    """
+
+    sentiment: np.ndarray
+    topic: np.ndarray | None
+    truncated: np.ndarray
+
+
+class Scorer:
+    """A loaded model: tokenizer + ONNX Runtime session.
+
+    Args:
+        model_path: a model folder or a registry (see ``inference._registry``).
+        device: ``auto`` | ``cpu`` | ``gpu`` (see ``create_session``).
+        intra_op_threads: 0 = cores available to this process.
+        verify: check the manifest's sha256 digests before loading.
+
+    Raises:
+        ModelFolderError: the folder is incomplete or fails its manifest.
+        ProviderError: ``device="gpu"`` without a usable CUDA provider.
+    """
+
+    def __init__(self, model_path: Path, device: Device = "auto", intra_op_threads: int = 0, verify: bool = True):
+        self.folder = ModelFolder.load(Path(model_path), verify=verify)
+        self.session = create_session(self.folder.path / "model.onnx", device, intra_op_threads)
+        self.tokenizer = Tokenizer.from_file(str(self.folder.path / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=self.folder.max_length)
+        self._pad_id = self._find_pad_id()
+        self._input_names = [i.name for i in self.session.get_inputs()]
+        self._output_names = [o.name for o in self.session.get_outputs()]
+        if "sentiment_logits" not in self._output_names:
+            raise ModelFolderError(
+                f"{self.folder.path / 'model.onnx'}: no 'sentiment_logits' output (has {self._output_names})"
+            )
+
+    @property
+    def version(self) -> str:
+        """The model folder's version string."""
+        return self.folder.version
+
+    @property
+    def provider(self) -> str:
+        """The execution provider really in use (e.g. ``CPUExecutionProvider``)."""
+        return str(self.session.get_providers()[0])
+
+    def _find_pad_id(self) -> int:
+        for token in ("[PAD]", "<pad>"):
+            tid = self.tokenizer.token_to_id(token)
+            if tid is not None:
+                return int(tid)
+        return 0
+
+    def encode(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Tokenize texts into the session's declared inputs.
+
+        Returns:
+            (feeds, truncated): feeds maps each declared input name
+            (``input_ids``, ``attention_mask``, optionally ``token_type_ids``)
+            to int64 [batch, seq] padded to the longest text; truncated is
+            bool [batch].
+        """
+        encodings = self.tokenizer.encode_batch(list(texts))
+        seq = max((len(e.ids) for e in encodings), default=1) or 1
+        batch = len(encodings)
+        ids = np.full((batch, seq), self._pad_id, dtype=np.int64)
+        mask = np.zeros((batch, seq), dtype=np.int64)
+        types = np.zeros((batch, seq), dtype=np.int64)
+        truncated = np.zeros(batch, dtype=bool)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = 1
+            types[row, :n] = enc.type_ids
+            truncated[row] = bool(enc.overflowing)
+        available = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {name: available[name] for name in self._input_names}, truncated
+
+    def score_texts(self, texts: Sequence[str]) -> TextScores:
+        """Score raw texts in one ONNX Runtime call.
+
+        Args:
+            texts: n non-empty strings.
+
+        Returns:
+            TextScores with sentiment float32 [n, 3] and topic [n, n_topics].
+        """
+        if not texts:
+            return TextScores(np.zeros((0, 3), np.float32), None, np.zeros(0, bool))
+        feeds, truncated = self.encode(texts)
+        outputs = dict(zip(self._output_names, self.session.run(self._output_names, feeds)))
+        sentiment = _softmax(np.asarray(outputs["sentiment_logits"], dtype=np.float32))
+        topic = outputs.get("topic_logits")
+        topic_p = _softmax(np.asarray(topic, dtype=np.float32)) if topic is not None else None
+        return TextScores(sentiment, topic_p, truncated)
+
+    def score_items(self, items: Sequence[NewsItem]) -> tuple[list[ScoredItem], list[tuple[NewsItem, str]]]:
+        """Score news items as one micro-batch.
+
+        Returns:
+            (scored, unscored): one ScoredItem per scorable item, in input
+            order; ``unscored`` holds (item, reason) for items that were not
+            scored (reason ``empty_text``: nothing left after cleaning).
+        """
+        texts: list[str] = []
+        keep: list[NewsItem] = []
+        unscored: list[tuple[NewsItem, str]] = []
+        for item in items:
+            text = item_text(item, self.folder.join_fields, self.folder.separator)
+            if text:
+                texts.append(text)
+                keep.append(item)
+            else:
+                unscored.append((item, "empty_text"))
+        scores = self.score_texts(texts)
+        return [self._scored(item, scores, row) for row, item in enumerate(keep)], unscored
+
+    def _scored(self, item: NewsItem, scores: TextScores, row: int) -> ScoredItem:
+        p_neg, p_neu, p_pos = (float(x) for x in scores.sentiment[row])
+        topic, topic_p = None, 0.0
+        if scores.topic is not None and self.folder.topic_labels:
+            best = int(np.argmax(scores.topic[row]))
+            topic, topic_p = self.folder.topic_labels[best], float(scores.topic[row, best])
+        return ScoredItem(
+            item_id=item.id,
+            source=item.source,
+            published_at=item.published_at,
+            tickers=item.tickers,
+            title=item.title,
+            p_negative=round(p_neg, 6),
+            p_neutral=round(p_neu, 6),
+            p_positive=round(p_pos, 6),
+            label=SENTIMENT_LABELS[int(np.argmax(scores.sentiment[row]))],
+            score=round(p_pos - p_neg, 6),
+            topic=topic,
+            topic_p=round(topic_p, 6),
+            truncated=bool(scores.truncated[row]),
+            model_version=self.version,
+        )

@@ -1,0 +1,28 @@
+"""ingest: news items in, from feeds and from Kafka.
+
+Public surface: :class:`NewsItem` (the raw-topic record), decoding of Kafka
+records with dead letters for bad ones, Kafka client factories, feed readers
+and replay into the raw topic.
+"""
+
+from ingest._decode import DeadLetter, RecordLike, decode_record
+from ingest._errors import DecodeError, FeedError, IngestError
+from ingest._item import NewsItem, make_item_id
+from ingest._kafka import make_consumer, make_producer
+from ingest._replay import ReplayStats, record_key, replay_items
+
+__all__ = [
+    "DeadLetter",
+    "DecodeError",
+    "FeedError",
+    "IngestError",
+    "NewsItem",
+    "RecordLike",
+    "ReplayStats",
+    "decode_record",
+    "make_consumer",
+    "make_item_id",
+    "make_producer",
+    "record_key",
+    "replay_items",
+]
