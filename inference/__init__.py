@@ -8,7 +8,7 @@ and the registry helpers, and the exception hierarchy.
 from inference._errors import InferenceError, ModelFolderError, ProviderError
 from inference._registry import ModelFolder, resolve_model_folder, sha256_file, verify_manifest
 from inference._scored import SENTIMENT_LABELS, ScoredItem
-from inference._scorer import Scorer, TextScores, item_text
+from inference._scorer import Scorer, TextScores, Unscored, item_text
 from inference._session import create_session, usable_cpu_count
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ScoredItem",
     "Scorer",
     "TextScores",
+    "Unscored",
     "create_session",
     "item_text",
     "resolve_model_folder",

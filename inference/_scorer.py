@@ -17,7 +17,7 @@ from inference._scored import SENTIMENT_LABELS, ScoredItem
 from inference._session import Device, create_session
 from ingest import NewsItem
 
-__all__ = ["Scorer", "TextScores", "item_text"]
+__all__ = ["Scorer", "TextScores", "Unscored", "item_text"]
 
 _TAG = re.compile(r"<[^>]{0,500}>")
 _SPACE = re.compile(r"\s+")
@@ -45,6 +45,13 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Unscored:
+    """An item the model did not score, and why (``empty_text``)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -150,26 +157,20 @@ class Scorer:
         topic_p = _softmax(np.asarray(topic, dtype=np.float32)) if topic is not None else None
         return TextScores(sentiment, topic_p, truncated)
 
-    def score_items(self, items: Sequence[NewsItem]) -> tuple[list[ScoredItem], list[tuple[NewsItem, str]]]:
+    def score_items(self, items: Sequence[NewsItem]) -> list[ScoredItem | Unscored]:
         """Score news items as one micro-batch.
 
         Returns:
-            (scored, unscored): one ScoredItem per scorable item, in input
-            order; ``unscored`` holds (item, reason) for items that were not
-            scored (reason ``empty_text``: nothing left after cleaning).
+            one entry per input item, in input order: its ScoredItem, or
+            ``Unscored("empty_text")`` when nothing is left after cleaning.
         """
-        texts: list[str] = []
-        keep: list[NewsItem] = []
-        unscored: list[tuple[NewsItem, str]] = []
-        for item in items:
-            text = item_text(item, self.folder.join_fields, self.folder.separator)
-            if text:
-                texts.append(text)
-                keep.append(item)
-            else:
-                unscored.append((item, "empty_text"))
-        scores = self.score_texts(texts)
-        return [self._scored(item, scores, row) for row, item in enumerate(keep)], unscored
+        texts = [item_text(item, self.folder.join_fields, self.folder.separator) for item in items]
+        rows = [i for i, text in enumerate(texts) if text]
+        scores = self.score_texts([texts[i] for i in rows])
+        out: list[ScoredItem | Unscored] = [Unscored("empty_text")] * len(items)
+        for row, i in enumerate(rows):
+            out[i] = self._scored(items[i], scores, row)
+        return out
 
     def _scored(self, item: NewsItem, scores: TextScores, row: int) -> ScoredItem:
         p_neg, p_neu, p_pos = (float(x) for x in scores.sentiment[row])

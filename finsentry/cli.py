@@ -1,0 +1,193 @@
+"""The ``finsentry`` command line.
+
+Commands: ``run`` (the daemon), ``replay`` (a historical feed into Kafka),
+``score`` (texts from the command line), ``webhook-sink`` (a local alert
+receiver), ``train`` / ``evaluate`` (the offline trainer, needs the
+``[train]`` extra for ``train``), ``demo`` (everything end to end on a local
+broker), ``config`` (print the effective configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from finsentry import __version__
+from finsentry.config import ConfigError, Settings, load_settings
+from finsentry.logs import setup_logging
+
+__all__ = ["main"]
+
+log = logging.getLogger("finsentry")
+
+
+def _utc(text: str) -> datetime:
+    """Parse an ISO 8601 time for --from/--to; a naive one is taken as UTC and said so in --help."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finsentry", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"finsentry {__version__}")
+    parser.add_argument("--config", type=Path, help="TOML config file (default: $FINSENTRY_CONFIG)")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon: consume, score, window, alert")
+    run.add_argument("--idle-exit", type=float, default=None, metavar="S",
+                     help="exit after S seconds without records once caught up (default: run forever)")
+
+    rep = sub.add_parser("replay", help="produce a historical feed into the raw topic")
+    rep.add_argument("file", type=Path, help="feed file (Benzinga, CNBC, Guardian, Reuters CSV; JSONL; CSV; Parquet)")
+    rep.add_argument("--format", dest="fmt", default=None, help="feed format (default: detected)")
+    rep.add_argument("--speed", type=float, default=None, help="speed factor (default: as fast as possible)")
+    rep.add_argument("--limit", type=int, default=None, help="at most N items")
+    rep.add_argument("--from", dest="start", type=_utc, default=None, help="first event time (ISO 8601; naive = UTC)")
+    rep.add_argument("--to", dest="end", type=_utc, default=None, help="end event time, exclusive")
+    rep.add_argument("--topic", default=None, help="target topic (default: kafka.raw_topic)")
+
+    score = sub.add_parser("score", help="score texts with the model and print labels and probabilities")
+    score.add_argument("texts", nargs="+", help="texts to score")
+    score.add_argument("--model", type=Path, default=None, help="model folder or registry (default: model.path)")
+    score.add_argument("--json", action="store_true", help="print JSON lines")
+
+    sink = sub.add_parser("webhook-sink", help="a local webhook receiver that prints and stores alerts")
+    sink.add_argument("--host", default="127.0.0.1")
+    sink.add_argument("--port", type=int, default=8765)
+    sink.add_argument("--out", type=Path, default=Path("var/alerts.jsonl"), help="JSONL file of received alerts")
+
+    demo = sub.add_parser("demo", help="local broker + replay of real news + daemon + webhook receiver")
+    demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where outputs are written")
+    demo.add_argument("--feed", type=Path, default=None, help="feed to replay (default: the Benzinga sample)")
+    demo.add_argument("--limit", type=int, default=None, help="replay at most N items")
+
+    sub.add_parser("config", help="validate and print the effective configuration")
+    sub.add_parser("train", help="fine-tune, evaluate and export a model (see finsentry train --help)", add_help=False)
+    sub.add_parser("evaluate", help="evaluate a model folder (see finsentry evaluate --help)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``finsentry`` script; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in ("train", "evaluate"):
+        import training  # deferred: the trainer is optional and heavy
+
+        setup_logging("INFO")
+        entry = training.train_main if args_list[0] == "train" else training.evaluate_main
+        return entry(args_list[1:])
+    args = _parser().parse_args(args_list)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"finsentry: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or settings.log_level)
+    handler = _COMMANDS[args.command]
+    try:
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear one-line error for the user; details at DEBUG
+        log.debug("failure", exc_info=True)
+        print(f"finsentry {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from finsentry.daemon import Daemon
+
+    daemon = Daemon(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: daemon.stop())
+    stats = daemon.run(idle_exit_s=args.idle_exit)
+    print(
+        f"consumed {stats.consumed}, scored {stats.scored}, dead-lettered {stats.dead_lettered}, "
+        f"late {stats.late}, alerts {len(stats.alerts)}"
+    )
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from finsentry.broker import create_topics
+    from ingest import make_producer, read_feed, replay_items
+
+    feed = read_feed(args.file, args.fmt, start=args.start, end=args.end, limit=args.limit)
+    for rej in feed.rejected[:20]:
+        log.warning("rejected line %s: %s (%s)", rej.line, rej.reason, rej.raw[:80])
+    if len(feed.rejected) > 20:
+        log.warning("... %d rejected rows in all", len(feed.rejected))
+    k = settings.kafka
+    topic = args.topic or k.raw_topic
+    if k.create_topics:
+        create_topics(k.bootstrap, {topic: k.partitions})
+    producer = make_producer(k.bootstrap)
+    try:
+        with tqdm(total=len(feed.items), unit="item", desc="replay", disable=None) as bar:
+            stats = replay_items(feed.items, producer, topic, speed=args.speed, on_sent=lambda _: bar.update())
+    finally:
+        producer.close()
+    print(f"replayed {stats.sent} items ({feed.format}) to {topic} in {stats.seconds:.1f} s; "
+          f"{len(feed.rejected)} rows rejected")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from inference import SENTIMENT_LABELS, Scorer
+
+    scorer = Scorer(args.model or settings.model.path, settings.model.device, settings.model.intra_op_threads)
+    scores = scorer.score_texts(args.texts)
+    for i, text in enumerate(args.texts):
+        probs = {label: round(float(p), 4) for label, p in zip(SENTIMENT_LABELS, scores.sentiment[i])}
+        label = max(probs, key=probs.__getitem__)
+        topic = None
+        if scores.topic is not None and scorer.folder.topic_labels:
+            topic = scorer.folder.topic_labels[int(scores.topic[i].argmax())]
+        if args.json:
+            print(json.dumps({"text": text, "label": label, "probabilities": probs, "topic": topic,
+                              "model_version": scorer.version}))
+        else:
+            shown = "  ".join(f"{k}={v:.3f}" for k, v in probs.items())
+            print(f"{label:<8}  {shown}  topic={topic}  | {text}")
+    return 0
+
+
+def _cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from alerts import serve_forever
+
+    serve_forever(args.host, args.port, args.out, echo=True)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from finsentry.demo import run_demo
+
+    run_demo(settings, workdir=args.workdir, feed=args.feed, limit=args.limit)
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    print(settings.model_dump_json(indent=2))
+    return 0
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "replay": _cmd_replay,
+    "score": _cmd_score,
+    "webhook-sink": _cmd_sink,
+    "demo": _cmd_demo,
+    "config": _cmd_config,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Settings: defaults, TOML, environment overrides, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from finsentry.config import ConfigError, load_settings
+
+
+def test_defaults_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FINSENTRY_CONFIG", raising=False)
+    s = load_settings()
+    assert s.kafka.raw_topic == "news.raw" and s.batch.max_batch >= 1
+
+
+def test_toml_then_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "f.toml"
+    cfg.write_text('[kafka]\nbootstrap = "10.0.0.1:9092"\n[detector]\nmin_negative = 7\n')
+    monkeypatch.setenv("FINSENTRY_DETECTOR__MIN_NEGATIVE", "9")
+    s = load_settings(cfg)
+    assert s.kafka.bootstrap == "10.0.0.1:9092"
+    assert s.detector.min_negative == 9
+    assert s.detector.min_neg_share == 0.6  # untouched default
+
+
+def test_bad_value_names_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[detector]\nmin_neg_share = 3\n")
+    with pytest.raises(ConfigError, match=r"detector\.min_neg_share: .*less than or equal to 1"):
+        load_settings(cfg)
+
+
+def test_unknown_key_is_rejected(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[windows]\nsize_minuts = 5\n")
+    with pytest.raises(ConfigError, match=r"windows\.size_minuts"):
+        load_settings(cfg)
+
+
+def test_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSENTRY_BATCH__MAX_BATCH", "lots")
+    with pytest.raises(ConfigError, match=r"batch\.max_batch"):
+        load_settings()
+
+
+def test_bad_webhook_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSENTRY_WEBHOOKS__URLS", '["ftp://x"]')
+    with pytest.raises(ConfigError, match=r"webhooks\.urls"):
+        load_settings()
+
+
+def test_missing_or_broken_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[kafka\n")
+    with pytest.raises(ConfigError, match="could not be read"):
+        load_settings(broken)
