@@ -1,0 +1,126 @@
+"""The Alert record: what a detector emits and the webhook delivers.
+
+The body carries no wall-clock value: an alert rebuilt from the same window
+and rule is byte-identical (``to_json``), and so is every delivery attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from ._result import Evidence, WindowResult
+
+__all__ = ["Alert", "alert_id_for"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def alert_id_for(key_type: str, key: str, start_ms: int, rule: str) -> str:
+    """The deterministic idempotency key of an alert.
+
+    Args:
+        key_type: e.g. ``"ticker"``.
+        key: e.g. ``"AAPL"``.
+        start_ms: window start, epoch ms UTC.
+        rule: the detector's rule string.
+
+    Returns:
+        The first 24 hex digits of ``sha256(f"{key_type}|{key}|{start_ms}|{rule}")``.
+    """
+    raw = f"{key_type}|{key}|{start_ms}|{rule}".encode("utf-8")
+    return hashlib.sha256(raw).hexdigest()[:24]
+
+
+def _ms_to_utc(ms: int) -> datetime:
+    # Integer arithmetic: exact to the ms, unlike datetime.fromtimestamp(ms / 1000).
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+class Alert(BaseModel):
+    """One firing alert for one window of one key.
+
+    Attributes:
+        alert_id: idempotency key, see ``alert_id_for``; also the
+            ``webhook-id`` header of every delivery.
+        status: ``"firing"`` (resolution comes later).
+        rule: the rule that fired, e.g. ``"neg_count>=5&neg_share>=0.6"``.
+        key_type, key: what the window is keyed by, e.g. ``"ticker"``, ``"AAPL"``.
+        window_start: window start, inclusive, tz-aware UTC.
+        window_end: window end, exclusive, tz-aware UTC.
+        n, n_negative, neg_share, mean_score: see ``WindowResult``.
+        evidence: the most negative items of the window.
+        model_versions: model versions that scored the window's items, sorted.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alert_id: str
+    status: Literal["firing"] = "firing"
+    rule: str
+    key_type: str
+    key: str
+    window_start: datetime
+    window_end: datetime
+    n: int
+    n_negative: int
+    neg_share: float
+    mean_score: float
+    evidence: tuple[Evidence, ...] = ()
+    model_versions: tuple[str, ...] = ()
+
+    @field_validator("window_start", "window_end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware")
+        return value.astimezone(timezone.utc)
+
+    @classmethod
+    def from_window(cls, window: WindowResult, rule: str) -> "Alert":
+        """Build the firing alert of ``window`` for ``rule``.
+
+        The result depends only on its arguments (same window and rule, same
+        alert, same bytes).
+        """
+        return cls(
+            alert_id=alert_id_for(window.key_type, window.key, window.start_ms, rule),
+            rule=rule,
+            key_type=window.key_type,
+            key=window.key,
+            window_start=_ms_to_utc(window.start_ms),
+            window_end=_ms_to_utc(window.end_ms),
+            n=window.n,
+            n_negative=window.n_negative,
+            neg_share=window.neg_share,
+            mean_score=window.mean_score,
+            evidence=window.evidence,
+            model_versions=window.model_versions,
+        )
+
+    def to_json(self) -> bytes:
+        """Canonical UTF-8 JSON: sorted keys, compact separators, no NaN.
+
+        Raises:
+            ValueError: when a float field is NaN or infinite.
+        """
+        return json.dumps(
+            self.model_dump(mode="json"),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        ).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "Alert":
+        """Decode an alert body.
+
+        Raises:
+            pydantic.ValidationError: when ``raw`` is not a valid Alert.
+        """
+        return cls.model_validate_json(raw)
