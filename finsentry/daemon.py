@@ -79,7 +79,6 @@ class Daemon:
         self.pipeline = pipeline or build_pipeline(settings)
         self.stats = DaemonStats()
         self._stop = threading.Event()
-        self._seen: set[int] = set()
         k = settings.kafka
         if k.create_topics:
             create_topics(k.bootstrap, {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1})
@@ -149,7 +148,6 @@ class Daemon:
             for records in polled.values():
                 batch.extend(records)
         self.stats.consumed += len(batch)
-        self._seen.update(r.partition for r in batch)
         if batch:
             self.stats.batches += 1
         return batch
@@ -185,11 +183,13 @@ class Daemon:
         return idle
 
     def _close_windows(self) -> list[Alert]:
-        """Close windows once every assigned partition has been read or is idle."""
-        idle = self._idle_partitions()
-        if not self._assigned() <= (self._seen | idle):
-            return []
-        closed, alerts = self.pipeline.close_windows(idle)
+        """Advance the watermark over the assigned partitions and close due windows.
+
+        An assigned partition that has delivered nothing yet holds the
+        watermark back until it delivers or is idle (caught up).
+        """
+        self.pipeline.windows.assign_partitions(self._assigned())
+        closed, alerts = self.pipeline.close_windows(self._idle_partitions())
         self.stats.windows_closed += len(closed)
         return alerts
 
