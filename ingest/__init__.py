@@ -7,6 +7,7 @@ and replay into the raw topic.
 
 from ingest._decode import DeadLetter, RecordLike, decode_record
 from ingest._errors import DecodeError, FeedError, IngestError
+from ingest._feeds import FORMATS, FeedResult, Rejected, detect_format, read_feed
 from ingest._item import NewsItem, make_item_id
 from ingest._kafka import make_consumer, make_producer
 from ingest._replay import ReplayStats, record_key, replay_items
@@ -14,15 +15,20 @@ from ingest._replay import ReplayStats, record_key, replay_items
 __all__ = [
     "DeadLetter",
     "DecodeError",
+    "FORMATS",
     "FeedError",
+    "FeedResult",
     "IngestError",
     "NewsItem",
     "RecordLike",
+    "Rejected",
     "ReplayStats",
     "decode_record",
+    "detect_format",
     "make_consumer",
     "make_item_id",
     "make_producer",
+    "read_feed",
     "record_key",
     "replay_items",
 ]
