@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from ._result import Evidence, WindowResult
 
-__all__ = ["Alert", "alert_id_for"]
+__all__ = ["Alert", "AlertStatus", "alert_id_for", "message_id_for"]
+
+#: The two states of an alert; each is delivered as its own message.
+AlertStatus = Literal["firing", "resolved"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -36,6 +39,23 @@ def alert_id_for(key_type: str, key: str, start_ms: int, rule: str) -> str:
     return hashlib.sha256(raw).hexdigest()[:24]
 
 
+def message_id_for(alert_id: str, status: AlertStatus) -> str:
+    """The message id (``webhook-id`` header) of one status of one alert.
+
+    A firing message's id is the alert id itself (what receivers already
+    deduplicate on); a resolved message's id is ``f"{alert_id}-resolved"``.
+    Alert ids are hex digits, so the two can never collide.
+
+    Raises:
+        ValueError: when ``status`` is not ``"firing"`` or ``"resolved"``.
+    """
+    if status == "firing":
+        return alert_id
+    if status == "resolved":
+        return f"{alert_id}-resolved"
+    raise ValueError(f"unknown alert status {status!r}")
+
+
 def _ms_to_utc(ms: int) -> datetime:
     # Integer arithmetic: exact to the ms, unlike datetime.fromtimestamp(ms / 1000).
     return _EPOCH + timedelta(milliseconds=ms)
@@ -47,7 +67,8 @@ class Alert(BaseModel):
     Attributes:
         alert_id: idempotency key, see ``alert_id_for``; also the
             ``webhook-id`` header of every delivery.
-        status: ``"firing"`` (resolution comes later).
+        status: ``"firing"``, or ``"resolved"`` for the notification that the
+            condition is over (same ``alert_id``, see ``resolved``).
         rule: the rule that fired, e.g. ``"neg_count>=5&neg_share>=0.6"``.
         key_type, key: what the window is keyed by, e.g. ``"ticker"``, ``"AAPL"``.
         window_start: window start, inclusive, tz-aware UTC.
@@ -60,7 +81,7 @@ class Alert(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     alert_id: str
-    status: Literal["firing"] = "firing"
+    status: AlertStatus = "firing"
     rule: str
     key_type: str
     key: str
@@ -101,6 +122,15 @@ class Alert(BaseModel):
             evidence=window.evidence,
             model_versions=window.model_versions,
         )
+
+    @property
+    def message_id(self) -> str:
+        """The id of this (alert, status) message: see ``message_id_for``."""
+        return message_id_for(self.alert_id, self.status)
+
+    def resolved(self) -> "Alert":
+        """The resolved notification of this alert: same fields, ``status="resolved"``."""
+        return self.model_copy(update={"status": "resolved"})
 
     def to_json(self) -> bytes:
         """Canonical UTF-8 JSON: sorted keys, compact separators, no NaN.
