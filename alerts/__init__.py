@@ -2,17 +2,22 @@
 
 Data path: ``ScoredItem`` (from ``inference._scored``) ->
 ``TumblingWindows.add`` / ``advance`` -> ``WindowResult`` ->
-``ThresholdDetector.evaluate`` -> ``Alert`` -> ``WebhookSender.send``.
-``WebhookSink`` is the receiver behind ``finsentry webhook-sink``.
-Delivery building blocks: ``Endpoint``, ``RetryPolicy`` (Standard Webhooks
-schedule), ``Signer``/``Verifier`` (Standard Webhooks signatures), ``render``
-(native, Alertmanager v4, Slack bodies).
+``ThresholdDetector.evaluate`` -> ``Alert`` -> ``Outbox.put`` (SQLite, WAL,
+durable before the Kafka commit) -> ``DeliveryService`` (one worker thread
+per ``Endpoint``: retries on ``RetryPolicy``, Standard Webhooks signatures,
+``native``/``alertmanager``/``slack`` bodies, dead letters, metrics).
+``WebhookSink`` is the receiver behind ``finsentry webhook-sink`` (verifies
+signatures when given secrets). ``WebhookSender`` is the older synchronous
+sender without an outbox, kept for scripts.
 """
 
 from ._alert import Alert, AlertStatus, alert_id_for, message_id_for
+from ._delivery import DeliveryService, EndpointWorker
 from ._detector import ThresholdDetector
 from ._endpoint import Endpoint, PayloadFormat, endpoint_id_for
 from ._formats import group_key, render
+from ._metrics import DeliveryMetrics, default_metrics
+from ._outbox import Outbox, OutboxEntry, OutboxError, PendingDelivery
 from ._result import EVIDENCE_LIMIT, Evidence, WindowResult
 from ._retry import STANDARD_WEBHOOKS_SCHEDULE_S, Outcome, RetryPolicy, classify_status, parse_retry_after
 from ._signing import (
@@ -34,11 +39,18 @@ __all__ = [
     "STANDARD_WEBHOOKS_SCHEDULE_S",
     "Alert",
     "AlertStatus",
+    "DeliveryMetrics",
     "DeliveryResult",
+    "DeliveryService",
     "Endpoint",
+    "EndpointWorker",
     "Evidence",
+    "Outbox",
+    "OutboxEntry",
+    "OutboxError",
     "Outcome",
     "PayloadFormat",
+    "PendingDelivery",
     "RetryPolicy",
     "SecretError",
     "SignatureError",
@@ -51,6 +63,7 @@ __all__ = [
     "WindowResult",
     "alert_id_for",
     "classify_status",
+    "default_metrics",
     "endpoint_id_for",
     "generate_secret",
     "group_key",

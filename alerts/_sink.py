@@ -6,6 +6,11 @@ is not JSON (or not UTF-8) is answered 400, a missing or oversized body
 Deliveries whose ``webhook-id`` was already received are stored too and
 counted in ``duplicates``.
 
+With secrets, every POST must carry valid Standard Webhooks headers
+(``alerts._signing.Verifier``: a matching ``v1`` signature and a timestamp
+within the tolerance); others are answered 401 and counted in ``rejected``.
+Without secrets, unsigned (and signed) posts are accepted unchecked.
+
 The server listens on IPv4 only.
 """
 
@@ -20,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
+
+from ._signing import DEFAULT_TOLERANCE_S, SignatureError, Verifier
 
 __all__ = ["WebhookSink", "serve_forever"]
 
@@ -55,6 +62,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)  # read even when unused: keeps keep-alive in sync
         if self.path.split("?", 1)[0] != ALERTS_PATH:
             self._answer(404, {"error": "not found"})
+            return
+        if not self.server.sink._authentic(raw, dict(self.headers.items())):
+            self._answer(401, {"error": "bad or missing webhook signature"})
             return
         try:
             payload = json.loads(raw.decode("utf-8"))
@@ -100,8 +110,12 @@ class WebhookSink:
         out_path: when given, each received JSON body is appended to this
             file as one line (JSONL, sorted keys, compact); parents are created.
         echo: print a one-line summary of each delivery to stdout.
+        secrets: Standard Webhooks secrets accepted (rotation: several);
+            empty: signatures are not checked.
+        tolerance_s: largest timestamp difference accepted, seconds, in (0, 300].
 
     Raises:
+        SecretError, ValueError: a malformed secret or tolerance.
         OSError: from ``start`` when the address cannot be bound.
     """
 
@@ -111,7 +125,11 @@ class WebhookSink:
         port: int = 0,
         out_path: Path | None = None,
         echo: bool = False,
+        secrets: tuple[str, ...] | list[str] = (),
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
     ) -> None:
+        self._verifier = Verifier(secrets, tolerance_s) if secrets else None
+        self._rejected = 0
         self._host = host
         self._port = port
         self._out_path = Path(out_path) if out_path is not None else None
@@ -146,6 +164,30 @@ class WebhookSink:
         """Deliveries whose ``webhook-id`` had already been received."""
         with self._lock:
             return self._duplicates
+
+    @property
+    def rejected(self) -> int:
+        """Posts answered 401 for a bad or missing signature."""
+        with self._lock:
+            return self._rejected
+
+    @property
+    def verifies(self) -> bool:
+        """True when signatures are checked."""
+        return self._verifier is not None
+
+    def _authentic(self, body: bytes, headers: dict[str, str]) -> bool:
+        if self._verifier is None:
+            return True
+        lower = {k.lower(): v for k, v in headers.items()}
+        try:
+            self._verifier.verify(body, lower)
+            return True
+        except SignatureError as exc:
+            with self._lock:
+                self._rejected += 1
+            log.warning("webhook sink: rejected a delivery (webhook-id %s): %s", lower.get("webhook-id"), exc)
+            return False
 
     def start(self) -> "WebhookSink":
         """Bind and serve in a daemon thread; returns self.
@@ -209,6 +251,12 @@ class WebhookSink:
 
 def _summary(webhook_id: str | None, payload: Any, duplicate: bool) -> str:
     tag = " (duplicate)" if duplicate else ""
+    if isinstance(payload, dict) and payload.get("version") == "4" and isinstance(payload.get("alerts"), list):
+        return f"alertmanager {webhook_id}{tag}: {payload.get('status')} {payload.get('groupKey')} " \
+               f"({len(payload['alerts'])} alert(s))"
+    if isinstance(payload, dict) and set(payload) == {"text"}:
+        first = str(payload["text"]).splitlines()[0] if payload["text"] else ""
+        return f"slack {webhook_id}{tag}: {first}"
     if isinstance(payload, dict) and "key" in payload:
         return (
             f"alert {webhook_id}{tag}: {payload.get('status')} {payload.get('key_type')}="
@@ -220,16 +268,22 @@ def _summary(webhook_id: str | None, payload: Any, duplicate: bool) -> str:
 
 
 def serve_forever(
-    host: str, port: int, out_path: Path | None, echo: bool = True
+    host: str,
+    port: int,
+    out_path: Path | None,
+    echo: bool = True,
+    secrets: tuple[str, ...] | list[str] = (),
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
 ) -> None:
     """Run a WebhookSink until SIGINT or SIGTERM, then stop it cleanly.
 
-    Prints the listening URL on stdout first. Must be called from the main
-    thread (signal handlers); the previous handlers are restored on return.
+    Prints the listening URL on stdout first (and whether signatures are
+    verified, never the secrets). Must be called from the main thread
+    (signal handlers); the previous handlers are restored on return.
 
     Raises:
         OSError: when the address cannot be bound.
-        ValueError: when not called from the main thread.
+        SecretError, ValueError: a malformed secret or tolerance; when not called from the main thread.
     """
     stop = threading.Event()
 
@@ -240,13 +294,18 @@ def serve_forever(
         sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     try:
-        with WebhookSink(host=host, port=port, out_path=out_path, echo=echo) as sink:
+        sink = WebhookSink(host=host, port=port, out_path=out_path, echo=echo, secrets=secrets,
+                           tolerance_s=tolerance_s)
+        with sink:
             print(f"webhook sink listening on {sink.url}", flush=True)
+            if sink.verifies:
+                print(f"webhook sink verifying signatures: {len(secrets)} secret(s), "
+                      f"tolerance {tolerance_s:g} s", file=sys.stderr, flush=True)
             while not stop.wait(0.5):
                 pass
             print(
                 f"webhook sink stopping: {len(sink.received)} received, "
-                f"{sink.duplicates} duplicate(s)",
+                f"{sink.duplicates} duplicate(s), {sink.rejected} rejected",
                 file=sys.stderr,
                 flush=True,
             )

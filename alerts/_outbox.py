@@ -1,0 +1,487 @@
+"""The durable alert outbox: one SQLite file in WAL mode.
+
+``Outbox.put`` stores an alert message and one delivery row per configured
+endpoint in one transaction, synced to disk (``synchronous=FULL``) before it
+returns; the daemon calls it before committing the Kafka offsets that
+produced the alert, so an alert is never lost between Kafka and the
+receivers. Delivery workers (``alerts._delivery``) then move each row from
+``pending`` to ``delivered`` or, after the last attempt or a refusal, to
+``dead`` with a record in the ``dead_letters`` table.
+
+Tables::
+
+    messages(msg_id PK, alert_id, status, group_key, alert_json, created_at)
+        UNIQUE(alert_id, status): put is idempotent per (alert id, status)
+    deliveries(endpoint_id, msg_id, state, attempts, next_at, created_at,
+               updated_at, body, grouped_into, last_status, last_error, delivered_at)
+        PK(endpoint_id, msg_id); state: pending | delivered | dead | grouped
+        body: the exact bytes of the notification, frozen at the first attempt
+    dead_letters(endpoint_id, msg_id, reason, dead_at)
+    endpoints(endpoint_id PK, name, disabled_at, disabled_reason)
+
+Times are Unix seconds (``time.time()``): they survive restarts. One
+process delivers from one outbox file at a time (``DeliveryService`` holds a
+lock); ``finsentry alerts`` may read and edit it meanwhile.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._alert import Alert
+from ._endpoint import Endpoint
+from ._formats import group_key
+
+__all__ = ["Outbox", "OutboxEntry", "OutboxError", "PendingDelivery"]
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    msg_id      TEXT PRIMARY KEY,
+    alert_id    TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    group_key   TEXT NOT NULL,
+    alert_json  BLOB NOT NULL,
+    created_at  REAL NOT NULL,
+    UNIQUE (alert_id, status)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    endpoint_id  TEXT NOT NULL,
+    msg_id       TEXT NOT NULL REFERENCES messages (msg_id),
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead', 'grouped')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      REAL NOT NULL,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    body         BLOB,
+    grouped_into TEXT,
+    last_status  INTEGER,
+    last_error   TEXT,
+    delivered_at REAL,
+    PRIMARY KEY (endpoint_id, msg_id)
+);
+CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (endpoint_id, state, next_at);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    endpoint_id TEXT NOT NULL,
+    msg_id      TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    dead_at     REAL NOT NULL,
+    PRIMARY KEY (endpoint_id, msg_id)
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    endpoint_id     TEXT PRIMARY KEY,
+    name            TEXT NOT NULL,
+    disabled_at     REAL,
+    disabled_reason TEXT
+);
+"""
+
+
+class OutboxError(RuntimeError):
+    """The outbox file cannot be opened or used (path, permissions, no WAL support)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """The next delivery of an endpoint's queue.
+
+    Attributes:
+        endpoint_id, msg_id: the row's key.
+        attempts: attempts made so far.
+        next_at: when the next attempt is due, Unix seconds.
+        created_at: when the message was queued for this endpoint, Unix seconds.
+    """
+
+    endpoint_id: str
+    msg_id: str
+    attempts: int
+    next_at: float
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One delivery row as ``finsentry alerts list`` shows it.
+
+    Attributes:
+        alert_id, status, msg_id: the message.
+        endpoint_id, endpoint: the endpoint's id and name (name "?" when unknown).
+        state: ``pending``, ``delivered``, ``dead`` or ``grouped``.
+        attempts: attempts made.
+        last_status: last HTTP status (None: no answer).
+        last_error: why the last attempt failed.
+        reason: why it was dead-lettered (dead rows only).
+        grouped_into: message id of the notification that carried it (grouped rows).
+        created_at, updated_at: Unix seconds.
+    """
+
+    alert_id: str
+    status: str
+    msg_id: str
+    endpoint_id: str
+    endpoint: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    reason: str | None
+    grouped_into: str | None
+    created_at: float
+    updated_at: float
+
+
+class Outbox:
+    """The durable queue between alert detection and webhook delivery.
+
+    Thread-safe: each thread uses its own SQLite connection; writes are
+    serialised by SQLite (``BEGIN IMMEDIATE``, 10 s busy timeout).
+
+    Args:
+        path: the SQLite file; parent folders are created.
+        endpoints: the endpoints every new alert is queued for (none: the
+            alert is stored but not queued; e.g. ``finsentry alerts``).
+
+    Raises:
+        OutboxError: the file cannot be created/opened, or WAL mode is refused.
+    """
+
+    def __init__(self, path: Path | str, endpoints: Sequence[Endpoint] = ()) -> None:
+        self._path = Path(path)
+        self._endpoints = tuple(endpoints)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        self._closed = False
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise OutboxError(f"outbox {self._path}: SQLite refused WAL mode (got {mode!r})")
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                with self._tx() as c:
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        c.execute(statement)
+                    c.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            with self._tx() as c:
+                for ep in self._endpoints:
+                    c.execute(
+                        "INSERT INTO endpoints (endpoint_id, name) VALUES (?, ?) "
+                        "ON CONFLICT (endpoint_id) DO UPDATE SET name = excluded.name",
+                        (ep.id, ep.name),
+                    )
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxError(f"cannot open outbox {self._path}: {exc}") from exc
+
+    # -- plumbing ----------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file."""
+        return self._path
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """The endpoints new alerts are queued for."""
+        return self._endpoints
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise OutboxError(f"outbox {self._path} is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after each ``put``/``redeliver`` that queued something (wakes workers)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def close(self) -> None:
+        """Close every connection (idempotent); later calls raise OutboxError."""
+        with self._lock:
+            self._closed = True
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+
+    # -- the producer side ------------------------------------------------------
+
+    def put(self, alert: Alert, now: float | None = None) -> bool:
+        """Store ``alert`` and queue it for every endpoint; durable on return.
+
+        Idempotent on (alert id, status): putting the same message again
+        queues it only for endpoints that never had it, and never re-sends
+        what was delivered.
+
+        Args:
+            alert: the alert (its ``status`` picks the message).
+            now: queueing time, Unix seconds (default: the clock).
+
+        Returns:
+            True when the message was new to the outbox.
+
+        Raises:
+            OutboxError: the outbox is closed or the write failed (disk full, ...).
+        """
+        now = time.time() if now is None else now
+        try:
+            with self._tx() as c:
+                new = c.execute(
+                    "INSERT OR IGNORE INTO messages (msg_id, alert_id, status, group_key, alert_json, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (alert.message_id, alert.alert_id, alert.status, group_key(alert), alert.to_json(), now),
+                ).rowcount == 1
+                c.executemany(
+                    "INSERT OR IGNORE INTO deliveries (endpoint_id, msg_id, state, next_at, created_at, updated_at) "
+                    "VALUES (?, ?, 'pending', ?, ?, ?)",
+                    [(ep.id, alert.message_id, now + ep.group_wait_s, now, now) for ep in self._endpoints],
+                )
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self._path}: could not store alert {alert.alert_id}: {exc}") from exc
+        self._notify()
+        return new
+
+    # -- the worker side --------------------------------------------------------
+
+    def next_pending(self, endpoint_id: str) -> PendingDelivery | None:
+        """The endpoint's pending delivery with the earliest ``next_at`` (due or not), or None."""
+        row = self._conn().execute(
+            "SELECT msg_id, attempts, next_at, created_at FROM deliveries "
+            "WHERE endpoint_id = ? AND state = 'pending' ORDER BY next_at, created_at LIMIT 1",
+            (endpoint_id,),
+        ).fetchone()
+        return None if row is None else PendingDelivery(endpoint_id, row[0], row[1], row[2], row[3])
+
+    def due_count(self, endpoint_id: str, now: float | None = None) -> int:
+        """Pending deliveries of the endpoint whose next attempt is due at ``now``."""
+        now = time.time() if now is None else now
+        return int(self._conn().execute(
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = ? AND state = 'pending' AND next_at <= ?",
+            (endpoint_id, now),
+        ).fetchone()[0])
+
+    def body_for(
+        self,
+        pending: PendingDelivery,
+        group_window_s: float,
+        render: Callable[[list[Alert]], bytes],
+        now: float | None = None,
+    ) -> bytes:
+        """The notification body of ``pending``, frozen at its first call.
+
+        At the first call, pending never-attempted deliveries of the same
+        endpoint and group key queued within ``group_window_s`` after this one
+        become ``grouped`` into it, and ``render([lead, *repeats])`` is stored;
+        later calls (retries, restarts) return the stored bytes.
+
+        Raises:
+            OutboxError: the row is gone, or the database failed.
+        """
+        now = time.time() if now is None else now
+        ep, msg = pending.endpoint_id, pending.msg_id
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT d.body, m.alert_json, m.group_key FROM deliveries d JOIN messages m USING (msg_id) "
+                "WHERE d.endpoint_id = ? AND d.msg_id = ?",
+                (ep, msg),
+            ).fetchone()
+            if row is None:
+                raise OutboxError(f"no delivery of {msg} to endpoint {ep}")
+            if row[0] is not None:
+                return bytes(row[0])
+            members = []
+            if group_window_s > 0:
+                members = c.execute(
+                    "SELECT d.msg_id, m.alert_json FROM deliveries d JOIN messages m USING (msg_id) "
+                    "WHERE d.endpoint_id = ? AND d.state = 'pending' AND d.body IS NULL AND d.attempts = 0 "
+                    "AND m.group_key = ? AND d.msg_id != ? AND d.created_at <= ? ORDER BY d.created_at, d.msg_id",
+                    (ep, row[2], msg, pending.created_at + group_window_s),
+                ).fetchall()
+            body = render([Alert.from_json(row[1])] + [Alert.from_json(m[1]) for m in members])
+            c.execute("UPDATE deliveries SET body = ?, updated_at = ? WHERE endpoint_id = ? AND msg_id = ?",
+                      (body, now, ep, msg))
+            c.executemany(
+                "UPDATE deliveries SET state = 'grouped', grouped_into = ?, updated_at = ? "
+                "WHERE endpoint_id = ? AND msg_id = ?",
+                [(msg, now, ep, m[0]) for m in members],
+            )
+        return body
+
+    def mark_delivered(self, pending: PendingDelivery, status: int, now: float | None = None) -> None:
+        """Record a 2xx answer: the delivery (and its grouped repeats) is done."""
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            c.execute(
+                "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_status = ?, "
+                "last_error = NULL, delivered_at = ?, updated_at = ? WHERE endpoint_id = ? AND msg_id = ?",
+                (status, now, now, pending.endpoint_id, pending.msg_id),
+            )
+
+    def mark_retry(
+        self, pending: PendingDelivery, next_at: float, status: int | None, error: str, now: float | None = None
+    ) -> None:
+        """Record a failed attempt that will be retried at ``next_at`` (Unix seconds)."""
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            c.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, next_at = ?, last_status = ?, last_error = ?, "
+                "updated_at = ? WHERE endpoint_id = ? AND msg_id = ?",
+                (next_at, status, error, now, pending.endpoint_id, pending.msg_id),
+            )
+
+    def mark_dead(
+        self, pending: PendingDelivery, status: int | None, error: str, reason: str, now: float | None = None
+    ) -> None:
+        """Record a last failed attempt and move the delivery to the dead letters."""
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            c.execute(
+                "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_status = ?, last_error = ?, "
+                "updated_at = ? WHERE endpoint_id = ? AND msg_id = ?",
+                (status, error, now, pending.endpoint_id, pending.msg_id),
+            )
+            c.execute("INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?)",
+                      (pending.endpoint_id, pending.msg_id, reason, now))
+
+    def dead_letter_pending(self, endpoint_id: str, reason: str, now: float | None = None) -> int:
+        """Move every pending delivery of the endpoint to the dead letters (without an attempt).
+
+        Returns:
+            How many were moved.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            ids = [r[0] for r in c.execute(
+                "SELECT msg_id FROM deliveries WHERE endpoint_id = ? AND state = 'pending'", (endpoint_id,))]
+            c.executemany("UPDATE deliveries SET state = 'dead', updated_at = ? WHERE endpoint_id = ? AND msg_id = ?",
+                          [(now, endpoint_id, m) for m in ids])
+            c.executemany("INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?)",
+                          [(endpoint_id, m, reason, now) for m in ids])
+        return len(ids)
+
+    def reschedule_pending(self, endpoint_id: str, now: float | None = None) -> int:
+        """Make every pending delivery of the endpoint due now (used at start).
+
+        Returns:
+            How many were brought forward.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            return c.execute(
+                "UPDATE deliveries SET next_at = ? WHERE endpoint_id = ? AND state = 'pending' AND next_at > ?",
+                (now, endpoint_id, now),
+            ).rowcount
+
+    # -- endpoints ------------------------------------------------------------------
+
+    def disable_endpoint(self, endpoint_id: str, reason: str, now: float | None = None) -> None:
+        """Mark the endpoint disabled (persistent until ``enable_endpoint``)."""
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO endpoints (endpoint_id, name, disabled_at, disabled_reason) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (endpoint_id) DO UPDATE SET disabled_at = excluded.disabled_at, "
+                "disabled_reason = excluded.disabled_reason",
+                (endpoint_id, endpoint_id, now, reason),
+            )
+
+    def disabled_reason(self, endpoint_id: str) -> str | None:
+        """Why the endpoint is disabled, or None when it is enabled."""
+        row = self._conn().execute(
+            "SELECT disabled_reason FROM endpoints WHERE endpoint_id = ? AND disabled_at IS NOT NULL",
+            (endpoint_id,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def enable_endpoint(self, name_or_id: str) -> int:
+        """Re-enable endpoints by name or id; returns how many were disabled and now are not."""
+        with self._tx() as c:
+            return c.execute(
+                "UPDATE endpoints SET disabled_at = NULL, disabled_reason = NULL "
+                "WHERE (name = ? OR endpoint_id = ?) AND disabled_at IS NOT NULL",
+                (name_or_id, name_or_id),
+            ).rowcount
+
+    def disabled_endpoints(self) -> dict[str, str]:
+        """``{name: reason}`` of the disabled endpoints."""
+        rows = self._conn().execute(
+            "SELECT name, disabled_reason FROM endpoints WHERE disabled_at IS NOT NULL ORDER BY name")
+        return {r[0]: r[1] for r in rows}
+
+    # -- operators (finsentry alerts) ----------------------------------------------
+
+    def entries(self, dead_only: bool = False, alert_id: str | None = None) -> list[OutboxEntry]:
+        """Delivery rows, oldest first; only dead letters when ``dead_only``."""
+        sql = (
+            "SELECT m.alert_id, m.status, d.msg_id, d.endpoint_id, coalesce(e.name, '?'), d.state, d.attempts, "
+            "d.last_status, d.last_error, dl.reason, d.grouped_into, d.created_at, d.updated_at "
+            "FROM deliveries d JOIN messages m USING (msg_id) "
+            "LEFT JOIN endpoints e USING (endpoint_id) "
+            "LEFT JOIN dead_letters dl ON dl.endpoint_id = d.endpoint_id AND dl.msg_id = d.msg_id "
+            "WHERE (? = 0 OR d.state = 'dead') AND (? IS NULL OR m.alert_id = ?) "
+            "ORDER BY d.created_at, d.msg_id, e.name"
+        )
+        rows = self._conn().execute(sql, (int(dead_only), alert_id, alert_id)).fetchall()
+        return [OutboxEntry(*row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Delivery rows per state."""
+        rows = self._conn().execute("SELECT state, count(*) FROM deliveries GROUP BY state")
+        return {state: n for state, n in rows}
+
+    def redeliver(self, alert_id: str | None = None, now: float | None = None) -> int:
+        """Queue dead letters again: those of ``alert_id``, or all when None.
+
+        The body stays the one frozen at the first attempt (same bytes, same
+        ``webhook-id``); the attempt count starts again from zero.
+
+        Returns:
+            How many deliveries were queued again.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            keys = c.execute(
+                "SELECT d.endpoint_id, d.msg_id FROM deliveries d JOIN messages m USING (msg_id) "
+                "WHERE d.state = 'dead' AND (? IS NULL OR m.alert_id = ?)",
+                (alert_id, alert_id),
+            ).fetchall()
+            c.executemany(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ? "
+                "WHERE endpoint_id = ? AND msg_id = ?",
+                [(now, now, ep, msg) for ep, msg in keys],
+            )
+            c.executemany("DELETE FROM dead_letters WHERE endpoint_id = ? AND msg_id = ?", keys)
+        if keys:
+            self._notify()
+        return len(keys)
