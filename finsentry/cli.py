@@ -2,7 +2,7 @@
 
 Commands: ``run`` (the daemon), ``replay`` (a historical feed into Kafka),
 ``score`` (texts from the command line), ``webhook-sink`` (a local alert
-receiver), ``train`` / ``evaluate`` (the offline trainer, needs the
+receiver), ``alerts`` (list and re-send outbox deliveries), ``train`` / ``evaluate`` (the offline trainer, needs the
 ``[train]`` extra for ``train``), ``demo`` (everything end to end on a local
 broker), ``config`` (print the effective configuration).
 """
@@ -17,10 +17,14 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from finsentry import __version__
 from finsentry.config import ConfigError, Settings, load_settings
 from finsentry.logs import setup_logging
+
+if TYPE_CHECKING:
+    from alerts import Outbox
 
 __all__ = ["main"]
 
@@ -62,6 +66,23 @@ def _parser() -> argparse.ArgumentParser:
     sink.add_argument("--host", default="127.0.0.1")
     sink.add_argument("--port", type=int, default=8765)
     sink.add_argument("--out", type=Path, default=Path("var/alerts.jsonl"), help="JSONL file of received alerts")
+    sink.add_argument("--secret-env", metavar="VAR", default=None,
+                      help="verify Standard Webhooks signatures with the secret(s) in this environment variable")
+    sink.add_argument("--secret-file", type=Path, metavar="PATH", default=None,
+                      help="... or in this file (whitespace-separated; several = rotation)")
+    sink.add_argument("--tolerance", type=float, default=300.0, metavar="S",
+                      help="largest webhook-timestamp difference accepted, seconds, <= 300 (default 300)")
+
+    alerts = sub.add_parser("alerts", help="list and re-send alert deliveries in the outbox (webhooks.outbox_path)")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    alerts_list = alerts_sub.add_parser("list", help="deliveries in the outbox, oldest first")
+    alerts_list.add_argument("--dead", action="store_true", help="only the dead letters")
+    redeliver = alerts_sub.add_parser("redeliver", help="queue dead letters again (the running daemon sends them)")
+    which = redeliver.add_mutually_exclusive_group(required=True)
+    which.add_argument("alert_id", nargs="?", help="the alert whose dead letters to re-send")
+    which.add_argument("--all-dead", action="store_true", help="every dead letter")
+    enable = alerts_sub.add_parser("enable", help="re-enable an endpoint disabled by an HTTP 410 answer")
+    enable.add_argument("endpoint", help="endpoint name or id (see `finsentry alerts list`)")
 
     demo = sub.add_parser("demo", help="local broker + replay of real news + daemon + webhook receiver")
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where outputs are written")
@@ -110,7 +131,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stats = daemon.run(idle_exit_s=args.idle_exit)
     print(
         f"consumed {stats.consumed}, scored {stats.scored}, dead-lettered {stats.dead_lettered}, "
-        f"late {stats.late}, alerts {len(stats.alerts)}"
+        f"late {stats.late}, windows closed {stats.windows_closed}, alerts {len(stats.alerts)}"
     )
     return 0
 
@@ -164,7 +185,51 @@ def _cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from alerts import serve_forever
 
-    serve_forever(args.host, args.port, args.out, echo=True)
+    from alerts import load_secrets
+
+    secrets = load_secrets(args.secret_env, args.secret_file)
+    serve_forever(args.host, args.port, args.out, echo=True, secrets=secrets, tolerance_s=args.tolerance)
+    return 0
+
+
+def _cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from alerts import Outbox
+
+    path = settings.webhooks.outbox_path
+    if not path.is_file():
+        print(f"no outbox at {path} (nothing was queued yet, or set webhooks.outbox_path)", file=sys.stderr)
+        return 1
+    outbox = Outbox(path)
+    try:
+        if args.alerts_command == "list":
+            return _alerts_list(outbox, args.dead)
+        if args.alerts_command == "enable":
+            n = outbox.enable_endpoint(args.endpoint)
+            print(f"enabled {n} endpoint(s) named {args.endpoint!r}" if n else f"no disabled endpoint {args.endpoint!r}")
+            return 0 if n else 1
+        n = outbox.redeliver(None if args.all_dead else args.alert_id)
+        for name, reason in outbox.disabled_endpoints().items():
+            print(f"warning: endpoint {name} is disabled ({reason}); `finsentry alerts enable {name}` first",
+                  file=sys.stderr)
+        print(f"queued {n} dead letter(s) again; a running daemon sends them within seconds, else at its next start")
+        return 0 if n else 1
+    finally:
+        outbox.close()
+
+
+def _alerts_list(outbox: Outbox, dead_only: bool) -> int:
+    entries = outbox.entries(dead_only=dead_only)
+    for name, reason in outbox.disabled_endpoints().items():
+        print(f"# endpoint {name} DISABLED: {reason}")
+    print(f"{'state':<9} {'alert_id':<24} {'status':<8} {'endpoint':<28} {'tries':>5} {'last':>4}  "
+          f"{'updated (UTC)':<19}  detail")
+    for e in entries:
+        updated = datetime.fromtimestamp(e.updated_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        detail = e.reason or e.last_error or (f"grouped into {e.grouped_into}" if e.grouped_into else "")
+        print(f"{e.state:<9} {e.alert_id:<24} {e.status:<8} {e.endpoint:<28} {e.attempts:>5} "
+              f"{e.last_status or '-':>4}  {updated}  {detail}")
+    counts = outbox.counts()
+    print(f"# {len(entries)} shown; in the outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
 
 
@@ -185,6 +250,7 @@ _COMMANDS = {
     "replay": _cmd_replay,
     "score": _cmd_score,
     "webhook-sink": _cmd_sink,
+    "alerts": _cmd_alerts,
     "demo": _cmd_demo,
     "config": _cmd_config,
 }

@@ -17,7 +17,12 @@ Example TOML (every section optional)::
     min_neg_share = 0.6
 
     [webhooks]
-    urls = ["http://127.0.0.1:8765/alerts"]
+    urls = ["http://127.0.0.1:8765/alerts"]   # native format, section defaults
+
+    [[webhooks.endpoints]]                     # one table per endpoint
+    url = "https://alertmanager-receiver.example/hook"
+    format = "alertmanager"                    # native | alertmanager | slack
+    secret_env = "FINSENTRY_HOOK_SECRET"       # the variable's name, never the secret
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 __all__ = [
@@ -38,6 +43,8 @@ __all__ = [
     "WindowSettings",
     "DetectorSettings",
     "WebhookSettings",
+    "EndpointSettings",
+    "STANDARD_WEBHOOKS_SCHEDULE_S",
     "load_settings",
     "REPO_ROOT",
 ]
@@ -101,21 +108,89 @@ class DetectorSettings(_Section):
     min_neg_share: float = Field(default=0.6, gt=0, le=1)
 
 
-class WebhookSettings(_Section):
-    """Where alerts are POSTed."""
+#: The Standard Webhooks retry schedule, seconds (mirrors ``alerts.STANDARD_WEBHOOKS_SCHEDULE_S``).
+STANDARD_WEBHOOKS_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
-    urls: list[str] = Field(default_factory=list)
-    timeout_s: float = Field(default=5.0, gt=0, le=300)
-    retries: int = Field(default=3, ge=0, le=20)
-    backoff_s: float = Field(default=0.5, ge=0, le=60)
+
+def _check_http_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return url
+
+
+class EndpointSettings(_Section):
+    """One webhook endpoint (``[[webhooks.endpoints]]``); unset numbers take the section's value."""
+
+    url: str
+    format: Literal["native", "alertmanager", "slack"] = "native"
+    name: str | None = Field(default=None, description="label in logs and metrics (default host:port-<id>)")
+    secret_env: str | None = Field(default=None, description="environment variable holding the secret(s)")
+    secret_file: Path | None = Field(default=None, description="file holding the secret(s)")
+    connect_timeout_s: float | None = Field(default=None, gt=0, le=300)
+    timeout_s: float | None = Field(default=None, gt=0, le=300, description="read timeout")
+    group_wait_s: float | None = Field(default=None, ge=0, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        return _check_http_url(url)
+
+
+class WebhookSettings(_Section):
+    """Where and how alerts are delivered (durable outbox + one worker per endpoint)."""
+
+    urls: list[str] = Field(default_factory=list, description="each a native endpoint with the section defaults")
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
+    timeout_s: float = Field(default=5.0, gt=0, le=300, description="read timeout per attempt, seconds")
+    connect_timeout_s: float = Field(default=3.0, gt=0, le=300)
+    retry_schedule_s: list[float] = Field(
+        default_factory=lambda: list(STANDARD_WEBHOOKS_SCHEDULE_S), min_length=1, max_length=50,
+        description="nominal delay before each attempt (Standard Webhooks schedule)",
+    )
+    retry_cap_s: float = Field(default=36000.0, gt=0, description="largest delay, also caps Retry-After")
+    retry_jitter: bool = Field(default=True, description="full jitter: each delay uniform in [0, nominal]")
+    secret_env: str | None = Field(default=None, description="secret(s) of the `urls` endpoints: a variable name")
+    secret_file: Path | None = Field(default=None, description="secret(s) of the `urls` endpoints: a file")
+    group_wait_s: float = Field(default=0.0, ge=0, le=3600, description="0 = one notification per alert")
+    external_url: str = Field(default="", description="externalURL/generatorURL of Alertmanager bodies")
+    outbox_path: Path = Field(default=Path("var/outbox.sqlite"), description="SQLite outbox (relative: to cwd)")
+    drain_timeout_s: float = Field(default=10.0, ge=0, le=600, description="delivery wait at shutdown")
+    retries: int = Field(default=3, ge=0, le=20, description="alerts.WebhookSender only (not the daemon)")
+    backoff_s: float = Field(default=0.5, ge=0, le=60, description="alerts.WebhookSender only (not the daemon)")
 
     @field_validator("urls")
     @classmethod
     def _http_urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} is not an http(s) URL")
+            _check_http_url(url)
         return urls
+
+    @field_validator("retry_schedule_s")
+    @classmethod
+    def _delays(cls, delays: list[float]) -> list[float]:
+        if any(d < 0 for d in delays):
+            raise ValueError("retry delays must be >= 0 seconds")
+        return delays
+
+    @model_validator(mode="after")
+    def _distinct_urls(self) -> "WebhookSettings":
+        seen = self.urls + [e.url for e in self.endpoints]
+        if len(set(seen)) != len(seen):
+            raise ValueError("a webhook URL is listed twice (urls and endpoints together)")
+        return self
+
+    def all_endpoints(self) -> list[EndpointSettings]:
+        """``urls`` (as native endpoints) then ``endpoints``, every unset value filled from the section."""
+        out = [EndpointSettings(url=u, secret_env=self.secret_env, secret_file=self.secret_file) for u in self.urls]
+        out += self.endpoints
+        return [
+            e.model_copy(update={
+                "connect_timeout_s": e.connect_timeout_s or self.connect_timeout_s,
+                "timeout_s": e.timeout_s or self.timeout_s,
+                "group_wait_s": self.group_wait_s if e.group_wait_s is None else e.group_wait_s,
+            })
+            for e in out
+        ]
 
 
 class Settings(BaseSettings):

@@ -8,11 +8,13 @@ One loop, top to bottom (:meth:`Daemon.run`):
 3. **write** scored records to the scored topic and bad records to the
    dead-letter topic (with reason, partition and offset);
 4. **close windows** whose end the watermark passed and run the detector;
-5. **alert**: POST each alert to the webhooks;
+5. **outbox**: store each alert durably in the outbox (SQLite); delivery
+   workers, one thread per endpoint, POST it from there in the background;
 6. **commit** the consumed offsets, only after 3–5 are done (at-least-once).
 
 A stop request (SIGTERM/SIGINT through :meth:`Daemon.stop`) lets the batch in
-hand finish, commits, and closes the clients.
+hand finish, commits, gives the delivery workers up to
+``webhooks.drain_timeout_s`` to send what is due, and closes the clients.
 """
 
 from __future__ import annotations
@@ -24,14 +26,23 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from alerts import Alert, DeliveryResult, ThresholdDetector, TumblingWindows, WebhookSender
+from alerts import (
+    Alert,
+    DeliveryService,
+    Endpoint,
+    Outbox,
+    RetryPolicy,
+    ThresholdDetector,
+    TumblingWindows,
+    load_secrets,
+)
 from finsentry.broker import create_topics
 from finsentry.config import Settings
 from finsentry.pipeline import BatchOutput, Pipeline
 from inference import Scorer
 from ingest import RecordLike, make_consumer, make_producer
 
-__all__ = ["Daemon", "DaemonStats", "build_pipeline"]
+__all__ = ["Daemon", "DaemonStats", "build_delivery", "build_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +57,6 @@ class DaemonStats:
     late: int = 0
     windows_closed: int = 0
     alerts: list[Alert] = field(default_factory=list)
-    deliveries: list[DeliveryResult] = field(default_factory=list)
     batches: int = 0
 
 
@@ -66,6 +76,26 @@ def build_pipeline(settings: Settings, scorer: Scorer | None = None) -> Pipeline
     return Pipeline(scorer, windows, detector)
 
 
+def build_delivery(settings: Settings) -> DeliveryService:
+    """The outbox and delivery workers configured by ``settings.webhooks`` (not started).
+
+    Raises:
+        alerts.SecretError: a configured secret is unset or malformed.
+        alerts.OutboxError: the outbox file cannot be opened.
+    """
+    w = settings.webhooks
+    endpoints = [
+        Endpoint(
+            url=e.url, format=e.format, name=e.name or "", secrets=load_secrets(e.secret_env, e.secret_file),
+            connect_timeout_s=e.connect_timeout_s or w.connect_timeout_s, read_timeout_s=e.timeout_s or w.timeout_s,
+            group_wait_s=e.group_wait_s or 0.0, external_url=w.external_url,
+        )
+        for e in w.all_endpoints()
+    ]
+    policy = RetryPolicy(w.retry_schedule_s, cap_s=w.retry_cap_s, jitter=w.retry_jitter)
+    return DeliveryService(Outbox(w.outbox_path, endpoints), policy)
+
+
 class Daemon:
     """The long-running consumer-group member.
 
@@ -79,6 +109,8 @@ class Daemon:
         self.pipeline = pipeline or build_pipeline(settings)
         self.stats = DaemonStats()
         self._stop = threading.Event()
+        self.delivery = build_delivery(settings)  # before Kafka: a bad secret fails at once
+        self.outbox = self.delivery.outbox
         k = settings.kafka
         if k.create_topics:
             create_topics(k.bootstrap, {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1})
@@ -92,8 +124,7 @@ class Daemon:
             session_timeout_ms=k.session_timeout_ms,
             max_poll_records=settings.batch.max_batch,
         )
-        w = settings.webhooks
-        self.sender = WebhookSender(w.urls, timeout_s=w.timeout_s, retries=w.retries, backoff_s=w.backoff_s)
+        self.delivery.start()
         log.info(
             "daemon ready: model %s on %s, group %s, topic %s",
             self.pipeline.scorer.version,
@@ -194,10 +225,11 @@ class Daemon:
         return alerts
 
     def _alert(self, alerts: list[Alert]) -> None:
+        """Store the alerts durably (before the commit); the delivery workers send them."""
         for alert in alerts:
             log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start)
             self.stats.alerts.append(alert)
-            self.stats.deliveries.extend(self.sender.send(alert))
+            self.outbox.put(alert)
 
     def close(self) -> None:
         """Flush, commit what was processed, close the clients (idempotent)."""
@@ -208,5 +240,5 @@ class Daemon:
             try:
                 self.consumer.close(autocommit=False)
             finally:
-                self.sender.close()
+                self.delivery.close(drain_timeout_s=self.settings.webhooks.drain_timeout_s)
 
