@@ -51,7 +51,7 @@ def test_sigterm_finishes_commits_and_exits_zero(kafka_bootstrap: str, new_topic
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "consumed 40, scored 40" in out
+    assert "consumed 40, scored 40," in out
 
     probe = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
     try:
