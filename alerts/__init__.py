@@ -19,7 +19,14 @@ from ._formats import group_key, render
 from ._metrics import DeliveryMetrics, default_metrics
 from ._outbox import Outbox, OutboxEntry, OutboxError, PendingDelivery
 from ._result import EVIDENCE_LIMIT, Evidence, WindowResult
-from ._retry import STANDARD_WEBHOOKS_SCHEDULE_S, Outcome, RetryPolicy, classify_status, parse_retry_after
+from ._retry import (
+    DEFAULT_RETRY_SCHEDULE_S,
+    STANDARD_WEBHOOKS_EXAMPLE_SCHEDULE_S,
+    Outcome,
+    RetryPolicy,
+    classify_status,
+    parse_retry_after,
+)
 from ._signing import (
     DEFAULT_TOLERANCE_S,
     SecretError,
@@ -36,7 +43,8 @@ from ._windows import TumblingWindows
 __all__ = [
     "DEFAULT_TOLERANCE_S",
     "EVIDENCE_LIMIT",
-    "STANDARD_WEBHOOKS_SCHEDULE_S",
+    "DEFAULT_RETRY_SCHEDULE_S",
+    "STANDARD_WEBHOOKS_EXAMPLE_SCHEDULE_S",
     "Alert",
     "AlertStatus",
     "DeliveryMetrics",

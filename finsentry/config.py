@@ -44,7 +44,7 @@ __all__ = [
     "DetectorSettings",
     "WebhookSettings",
     "EndpointSettings",
-    "STANDARD_WEBHOOKS_SCHEDULE_S",
+    "DEFAULT_RETRY_SCHEDULE_S",
     "load_settings",
     "REPO_ROOT",
 ]
@@ -108,8 +108,9 @@ class DetectorSettings(_Section):
     min_neg_share: float = Field(default=0.6, gt=0, le=1)
 
 
-#: The Standard Webhooks retry schedule, seconds (mirrors ``alerts.STANDARD_WEBHOOKS_SCHEDULE_S``).
-STANDARD_WEBHOOKS_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+#: Default retry schedule, seconds, modelled on the Standard Webhooks one (mirrors
+#: ``alerts.DEFAULT_RETRY_SCHEDULE_S``; see ``alerts/_retry.py`` for the source).
+DEFAULT_RETRY_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
 
 def _check_http_url(url: str) -> str:
@@ -144,10 +145,10 @@ class WebhookSettings(_Section):
     timeout_s: float = Field(default=5.0, gt=0, le=300, description="read timeout per attempt, seconds")
     connect_timeout_s: float = Field(default=3.0, gt=0, le=300)
     retry_schedule_s: list[float] = Field(
-        default_factory=lambda: list(STANDARD_WEBHOOKS_SCHEDULE_S), min_length=1, max_length=50,
-        description="nominal delay before each attempt (Standard Webhooks schedule)",
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE_S), min_length=1, max_length=50,
+        description="nominal delay before each attempt (modelled on Standard Webhooks)",
     )
-    retry_cap_s: float = Field(default=36000.0, gt=0, description="largest delay, also caps Retry-After")
+    retry_cap_s: float = Field(default=86400.0, gt=0, description="largest delay, also caps Retry-After")
     retry_jitter: bool = Field(default=True, description="full jitter: each delay uniform in [0, nominal]")
     secret_env: str | None = Field(default=None, description="secret(s) of the `urls` endpoints: a variable name")
     secret_file: Path | None = Field(default=None, description="secret(s) of the `urls` endpoints: a file")

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from alerts import STANDARD_WEBHOOKS_SCHEDULE_S, SecretError, generate_secret
+from alerts import DEFAULT_RETRY_SCHEDULE_S, SecretError, generate_secret
 from finsentry.config import ConfigError, load_settings
 from finsentry.daemon import build_delivery
 
 
-def test_defaults_are_the_standard_webhooks_schedule_and_a_local_outbox(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_schedule_and_a_local_outbox(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FINSENTRY_CONFIG", raising=False)
     w = load_settings().webhooks
-    assert tuple(w.retry_schedule_s) == STANDARD_WEBHOOKS_SCHEDULE_S
+    assert tuple(w.retry_schedule_s) == DEFAULT_RETRY_SCHEDULE_S and w.retry_cap_s == 86400
     assert w.outbox_path == Path("var/outbox.sqlite") and w.group_wait_s == 0 and w.endpoints == []
 
 

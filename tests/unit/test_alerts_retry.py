@@ -1,4 +1,4 @@
-"""Retry policy: the Standard Webhooks schedule, full jitter, the cap, Retry-After, answer classes."""
+"""Retry policy: the default (Standard Webhooks-style) schedule, full jitter, the cap, Retry-After, answer classes."""
 
 from __future__ import annotations
 
@@ -8,15 +8,25 @@ from email.utils import format_datetime
 
 import pytest
 
-from alerts import STANDARD_WEBHOOKS_SCHEDULE_S, Outcome, RetryPolicy, classify_status, parse_retry_after
+from alerts import (
+    DEFAULT_RETRY_SCHEDULE_S,
+    STANDARD_WEBHOOKS_EXAMPLE_SCHEDULE_S,
+    Outcome,
+    RetryPolicy,
+    classify_status,
+    parse_retry_after,
+)
 
 
-def test_default_is_the_standard_webhooks_schedule() -> None:
+def test_default_schedule_and_the_specification_example() -> None:
     policy = RetryPolicy(jitter=False)
-    assert STANDARD_WEBHOOKS_SCHEDULE_S == (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
-    assert policy.attempts == 8
+    assert DEFAULT_RETRY_SCHEDULE_S == (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    assert policy.attempts == 8 and policy.cap_s == 86400
     assert policy.first_delay() == 0
     assert [policy.next_delay(k) for k in range(1, 9)] == [5, 300, 1800, 7200, 18000, 36000, 36000, None]
+    spec = RetryPolicy(STANDARD_WEBHOOKS_EXAMPLE_SCHEDULE_S, jitter=False)  # the default cap keeps the 24 h step
+    assert spec.attempts == 10 and spec.next_delay(9) == 86400
+    assert sum(STANDARD_WEBHOOKS_EXAMPLE_SCHEDULE_S) == 75 * 3600 + 35 * 60 + 5  # "75:35:05" in the spec table
 
 
 def test_full_jitter_stays_within_zero_and_the_capped_nominal_delay() -> None:
