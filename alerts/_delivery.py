@@ -114,10 +114,13 @@ class EndpointWorker:
             while not self._stop.is_set():
                 try:
                     self._step()
-                except (OutboxError, sqlite3.Error) as exc:
+                except Exception as exc:  # the thread must outlive any error: it is the endpoint's only one
                     if self._stop.is_set():
                         break
-                    log.error("webhook %s: outbox error, will try again: %s", name, exc)
+                    if isinstance(exc, (OutboxError, sqlite3.Error)):
+                        log.error("webhook %s: outbox error, will try again: %s", name, exc)
+                    else:
+                        log.exception("webhook %s: unexpected error, will try again", name)
                     self._sleep(self._poll_s)
         finally:
             self._client.close()
@@ -241,6 +244,10 @@ class DeliveryService:
         metrics: where to count (default: the global registry).
         poll_s: longest sleep of an idle worker, seconds (a cross-process
             ``finsentry alerts redeliver`` is noticed within it).
+
+    Raises:
+        ValueError: when two endpoints have the same name (metrics and
+            ``finsentry alerts enable`` address endpoints by name).
     """
 
     def __init__(
@@ -250,6 +257,9 @@ class DeliveryService:
         metrics: DeliveryMetrics | None = None,
         poll_s: float = 1.0,
     ) -> None:
+        names = [ep.name for ep in outbox.endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"webhook endpoint names must be unique, got {sorted(names)}")
         self.outbox = outbox
         self.policy = policy or RetryPolicy()
         self.metrics = metrics or default_metrics()

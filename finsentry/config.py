@@ -178,6 +178,9 @@ class WebhookSettings(_Section):
         seen = self.urls + [e.url for e in self.endpoints]
         if len(set(seen)) != len(seen):
             raise ValueError("a webhook URL is listed twice (urls and endpoints together)")
+        names = [e.name for e in self.endpoints if e.name]
+        if len(set(names)) != len(names):
+            raise ValueError("two webhook endpoints have the same name")
         return self
 
     def all_endpoints(self) -> list[EndpointSettings]:

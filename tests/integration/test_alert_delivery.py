@@ -398,3 +398,11 @@ def test_one_process_delivers_from_an_outbox_at_a_time(
     with pytest.raises(Exception, match="in use by another finsentry process"):
         other.start()
     other.close()
+
+
+def test_endpoint_names_must_be_unique(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", [Endpoint("http://127.0.0.1:9/a", name="x"),
+                                             Endpoint("http://127.0.0.1:9/b", name="x")])
+    with pytest.raises(ValueError, match="unique"):
+        DeliveryService(outbox, metrics=DeliveryMetrics(CollectorRegistry()))
+    outbox.close()

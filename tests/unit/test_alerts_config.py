@@ -46,6 +46,8 @@ def test_endpoint_tables_and_urls_together(tmp_path: Path) -> None:
         ('[[webhooks.endpoints]]\nurl = "http://x/"\nsecret = "whsec_abc"\n', "webhooks.endpoints.0.secret"),
         ('[webhooks]\nurls = ["http://x/"]\n[[webhooks.endpoints]]\nurl = "http://x/"\n', "webhooks"),
         ("[webhooks]\nretry_schedule_s = []\n", "webhooks.retry_schedule_s"),
+        ('[[webhooks.endpoints]]\nurl = "http://x/"\nname = "a"\n[[webhooks.endpoints]]\nurl = "http://y/"\n'
+         'name = "a"\n', "webhooks"),
         ("[webhooks]\nretry_schedule_s = [0, -5]\n", "webhooks.retry_schedule_s"),
     ],
 )
