@@ -2,9 +2,10 @@
 
 Commands: ``run`` (the daemon), ``replay`` (a historical feed into Kafka),
 ``score`` (texts from the command line), ``webhook-sink`` (a local alert
-receiver), ``alerts`` (list and re-send outbox deliveries), ``train`` / ``evaluate`` (the offline trainer, needs the
-``[train]`` extra for ``train``), ``demo`` (everything end to end on a local
-broker), ``config`` (print the effective configuration).
+receiver), ``alerts`` (list and re-send the outbox's deliveries),
+``train`` / ``evaluate`` (the offline trainer, needs the ``[train]`` extra
+for ``train``), ``demo`` (everything end to end on a local broker),
+``config`` (print the effective configuration).
 """
 
 from __future__ import annotations
@@ -183,9 +184,7 @@ def _cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
-    from alerts import serve_forever
-
-    from alerts import load_secrets
+    from alerts import load_secrets, serve_forever
 
     secrets = load_secrets(args.secret_env, args.secret_file)
     serve_forever(args.host, args.port, args.out, echo=True, secrets=secrets, tolerance_s=args.tolerance)
@@ -211,8 +210,11 @@ def _cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
         for name, reason in outbox.disabled_endpoints().items():
             print(f"warning: endpoint {name} is disabled ({reason}); `finsentry alerts enable {name}` first",
                   file=sys.stderr)
+        if not n:
+            print("no dead letter " + ("in the outbox" if args.all_dead else f"for alert {args.alert_id}"))
+            return 1
         print(f"queued {n} dead letter(s) again; a running daemon sends them within seconds, else at its next start")
-        return 0 if n else 1
+        return 0
     finally:
         outbox.close()
 
