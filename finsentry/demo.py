@@ -59,7 +59,9 @@ def run_demo(settings: Settings, workdir: Path, feed: Path | None = None, limit:
     if not feed.is_file():
         raise FileNotFoundError(f"demo feed {feed} not found (set FINSENTRY_DATA_DIR or pass --feed)")
     alerts_path, scored_path = workdir / "alerts.jsonl", workdir / "scored.jsonl"
-    alerts_path.unlink(missing_ok=True)
+    outbox_path = workdir / "outbox.sqlite"
+    for stale in [alerts_path] + [outbox_path.with_name(outbox_path.name + s) for s in ("", "-wal", "-shm")]:
+        stale.unlink(missing_ok=True)  # a demo is a fresh world: new broker, new outbox
 
     print(f"[demo] starting a local Apache Kafka broker in {workdir / 'broker'} ...", flush=True)
     with LocalBroker(run_dir=workdir / "broker") as broker, WebhookSink(out_path=alerts_path, echo=True) as sink:
@@ -68,7 +70,7 @@ def run_demo(settings: Settings, workdir: Path, feed: Path | None = None, limit:
         settings = settings.model_copy(
             update={
                 "kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap, "group_id": "finsentry-demo"}),
-                "webhooks": settings.webhooks.model_copy(update={"urls": [sink.url]}),
+                "webhooks": settings.webhooks.model_copy(update={"urls": [sink.url], "outbox_path": outbox_path}),
             }
         )
         k = settings.kafka

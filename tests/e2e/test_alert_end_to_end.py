@@ -95,6 +95,7 @@ def test_burst_gives_exactly_one_alert_for_its_ticker_and_window(
             "FINSENTRY_KAFKA__SCORED_TOPIC": scored,
             "FINSENTRY_KAFKA__DLQ_TOPIC": dlq,
             "FINSENTRY_WEBHOOKS__URLS": json.dumps([sink.url]),
+            "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(tmp_path / "outbox.sqlite"),
             "FINSENTRY_WINDOWS__SIZE_MINUTES": "60",
             "FINSENTRY_DETECTOR__MIN_NEGATIVE": "5",
             "FINSENTRY_DETECTOR__MIN_NEG_SHARE": "0.6",

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -22,7 +23,9 @@ from ingest import NewsItem, make_producer
 pytestmark = pytest.mark.integration
 
 
-def test_sigterm_finishes_commits_and_exits_zero(kafka_bootstrap: str, new_topic: Callable[..., str]) -> None:
+def test_sigterm_finishes_commits_and_exits_zero(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
     raw, scored, dlq = new_topic("raw", 2), new_topic("scored", 2), new_topic("dlq", 1)
     t0 = datetime(2020, 5, 1, 13, 30, tzinfo=timezone.utc)
     producer = make_producer(kafka_bootstrap)
@@ -36,7 +39,7 @@ def test_sigterm_finishes_commits_and_exits_zero(kafka_bootstrap: str, new_topic
     group = f"stop-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "FINSENTRY_KAFKA__BOOTSTRAP": kafka_bootstrap, "FINSENTRY_KAFKA__GROUP_ID": group,
            "FINSENTRY_KAFKA__RAW_TOPIC": raw, "FINSENTRY_KAFKA__SCORED_TOPIC": scored,
-           "FINSENTRY_KAFKA__DLQ_TOPIC": dlq}
+           "FINSENTRY_KAFKA__DLQ_TOPIC": dlq, "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(tmp_path / "outbox.sqlite")}
     proc = subprocess.Popen([sys.executable, "-m", "finsentry", "run"], env=env, cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -40,7 +41,7 @@ def _item(i: int) -> NewsItem:
 
 
 def test_malformed_records_are_dead_lettered_and_valid_ones_scored(
-    kafka_bootstrap: str, new_topic: Callable[..., str]
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     raw, scored, dlq = new_topic("raw", 1), new_topic("scored", 1), new_topic("dlq", 1)
     sequence: list[bytes] = [
@@ -63,6 +64,7 @@ def test_malformed_records_are_dead_lettered_and_valid_ones_scored(
     settings = load_settings(
         kafka={"bootstrap": kafka_bootstrap, "group_id": group, "raw_topic": raw, "scored_topic": scored,
                "dlq_topic": dlq, "create_topics": False},
+        webhooks={"outbox_path": tmp_path / "outbox.sqlite"},
     )
     stats = Daemon(settings).run(idle_exit_s=1.5)
     assert (stats.consumed, stats.scored, stats.dead_lettered) == (7, 3, 4)
