@@ -7,8 +7,7 @@ durable before the Kafka commit) -> ``DeliveryService`` (one worker thread
 per ``Endpoint``: retries on ``RetryPolicy``, Standard Webhooks signatures,
 ``native``/``alertmanager``/``slack`` bodies, dead letters, metrics).
 ``WebhookSink`` is the receiver behind ``finsentry webhook-sink`` (verifies
-signatures when given secrets). ``WebhookSender`` is the older synchronous
-sender without an outbox, kept for scripts.
+signatures when given secrets).
 """
 
 from ._alert import Alert, AlertStatus, alert_id_for, message_id_for
@@ -37,7 +36,6 @@ from ._signing import (
     load_secrets,
 )
 from ._sink import WebhookSink, serve_forever
-from ._webhook import DeliveryResult, WebhookSender
 from ._windows import TumblingWindows
 
 __all__ = [
@@ -48,7 +46,6 @@ __all__ = [
     "Alert",
     "AlertStatus",
     "DeliveryMetrics",
-    "DeliveryResult",
     "DeliveryService",
     "Endpoint",
     "EndpointWorker",
@@ -66,7 +63,6 @@ __all__ = [
     "ThresholdDetector",
     "TumblingWindows",
     "Verifier",
-    "WebhookSender",
     "WebhookSink",
     "WindowResult",
     "alert_id_for",

@@ -24,6 +24,7 @@ import sqlite3
 import threading
 import time
 from datetime import datetime, timezone
+from importlib import metadata
 from typing import IO
 
 import httpx
@@ -35,11 +36,21 @@ from ._metrics import DeliveryMetrics, default_metrics
 from ._outbox import Outbox, OutboxError, PendingDelivery
 from ._retry import Outcome, RetryPolicy, classify_status, parse_retry_after
 from ._signing import Signer
-from ._webhook import USER_AGENT
 
 __all__ = ["DeliveryService", "EndpointWorker"]
 
 log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("finsentry")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+#: ``user-agent`` of every delivery request.
+USER_AGENT = f"finsentry/{_version()}"
 
 
 def _failure_label(status: int) -> str:

@@ -156,8 +156,6 @@ class WebhookSettings(_Section):
     external_url: str = Field(default="", description="externalURL/generatorURL of Alertmanager bodies")
     outbox_path: Path = Field(default=Path("var/outbox.sqlite"), description="SQLite outbox (relative: to cwd)")
     drain_timeout_s: float = Field(default=10.0, ge=0, le=600, description="delivery wait at shutdown")
-    retries: int = Field(default=3, ge=0, le=20, description="alerts.WebhookSender only (not the daemon)")
-    backoff_s: float = Field(default=0.5, ge=0, le=60, description="alerts.WebhookSender only (not the daemon)")
 
     @field_validator("urls")
     @classmethod
