@@ -140,9 +140,10 @@ class Daemon:
     def run(self, idle_exit_s: float | None = None) -> DaemonStats:
         """Run until :meth:`stop`, or until idle for ``idle_exit_s`` seconds.
 
-        "Idle" means no record arrived for ``idle_exit_s`` seconds and every
-        assigned partition is caught up with its log end (used by the demo
-        and by replays; a production daemon runs with ``None``).
+        "Idle" means no record arrived for ``idle_exit_s`` seconds, the
+        consumer has partitions assigned, and every one of them is caught up
+        with its log end (used by the demo and by replays; a production daemon
+        runs with ``None``).
         """
         last_record = time.monotonic()
         try:
@@ -157,7 +158,8 @@ class Daemon:
                     self.producer.flush()
                     self.consumer.commit()
                 elif idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s:
-                    if self._idle_partitions() >= self._assigned():
+                    assigned = self._assigned()
+                    if assigned and self._idle_partitions() >= assigned:
                         log.info("idle for %.1f s and caught up: exiting", idle_exit_s)
                         break
         finally:
