@@ -231,7 +231,8 @@ def load_labelled(
 def _finish(ds: LabelledSet, n_rows: int, max_rejected_fraction: float) -> LabelledSet:
     if ds.rejected:
         reasons = Counter(r.reason for r in ds.rejected)
-        log.warning(
+        expected = set(reasons) == {"conflicting labels"}  # documented PhraseBank duplicates
+        log.log(logging.INFO if expected else logging.WARNING,
             "%s: rejected %d of %d rows (%s); first: %s",
             ds.name, len(ds.rejected), n_rows, dict(reasons), ds.rejected[:3],
         )

@@ -258,11 +258,16 @@ def markdown_per_class(name: str, m: dict[str, Any]) -> str:
 
 
 def markdown_confusion(name: str, m: dict[str, Any], label_names: Sequence[str]) -> str:
-    """Confusion matrix (rows gold, columns predicted) as a Markdown table."""
-    short = [_md(n if len(n) <= 14 else n[:13] + "…") for n in label_names]
+    """Confusion matrix (rows gold, columns predicted) as a Markdown table.
+
+    With more than 5 labels the columns are headed by label id (rows carry ``id name``).
+    """
+    wide = len(label_names) > 5
+    cols = [str(i) for i in range(len(label_names))] if wide else [_md(n) for n in label_names]
+    rows_h = [f"{i} {_md(n)}" if wide else _md(n) for i, n in enumerate(label_names)]
     rows = [f"Confusion matrix, {SET_TITLES.get(name, name)} (rows gold, columns predicted):", "",
-            "| gold \\ pred | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
-    for n, r in zip(short, m["confusion_matrix"]):
+            "| gold \\ pred | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for n, r in zip(rows_h, m["confusion_matrix"]):
         rows.append(f"| {n} | " + " | ".join(str(x) for x in r) + " |")
     return "\n".join(rows)
 

@@ -119,6 +119,26 @@ def model_card(version: str, metrics: dict[str, Any], topic_names: list[str]) ->
         gate_rows = "\n".join(lines)
     parity = metrics.get("onnx_parity", {})
     base = metrics.get("base_model", {})
+    ev = metrics.get("evaluation", {})
+    weakest = ""
+    if "tweets_topic_validation" in ev:
+        pc = ev["tweets_topic_validation"]["model"]["per_class"]
+        low = sorted(pc.items(), key=lambda kv: kv[1]["f1"])[:3]
+        weakest = ", ".join(f"{n} (F1 {100*v['f1']:.0f}, support {v['support']})" for n, v in low)
+    sent_note = ""
+    if "tweets_sentiment_validation" in ev:
+        sm = ev["tweets_sentiment_validation"]["model"]
+        worst = min(sm["per_class"].items(), key=lambda kv: kv[1]["f1"])
+        sent_note = (f"On the tweets sentiment test set this model scores {100*sm['accuracy']:.1f} % accuracy / "
+                     f"{100*sm['macro_f1']:.1f} macro-F1 ({'below' if sm['accuracy'] < 0.884 else 'at or above'} the FinBERT "
+                     f"reference below); its weakest class is *{worst[0]}* (F1 {100*worst[1]['f1']:.1f}).")
+    pb_note = ""
+    if "phrasebank_50agree_test" in ev:
+        pm = ev["phrasebank_50agree_test"]["model"]["per_class"]
+        pb_note = (f" On PhraseBank, recall is {100*pm['positive']['recall']:.0f} % for positive and "
+                   f"{100*pm['negative']['recall']:.0f} % for negative sentences: formal company news reads as neutral to a "
+                   f"tweet-trained model.")
+    dev = metrics.get("dev", {}).get("best", {})
     return f"""# finsentry model `{version}`
 
 Multi-task English classifier for short financial news / tweets: **sentiment** (negative, neutral, positive)
@@ -162,8 +182,8 @@ scored with the sentiment head of a model that never saw PhraseBank (domain tran
 
 {results_markdown(metrics, topic_names)}
 
-Reference points quoted in the brief (not reproduced here): FinBERT 0.884 accuracy / 0.884 macro-F1 on the tweets
-sentiment validation set.
+{sent_note} External reference point (quoted by the project, not reproduced here): FinBERT 0.884 accuracy /
+0.884 macro-F1 on the same validation set.
 
 ## int8 quantisation gate
 
@@ -183,7 +203,10 @@ Joint multi-task fine-tuning, one task per batch, batches of both tasks interlea
 head. AdamW (encoder lr {tr.get('lr')}, heads lr {tr.get('head_lr')}, weight decay {tr.get('weight_decay')}), linear
 warm-up ({tr.get('warmup_ratio')}) and decay, batch {tr.get('batch_size')}, max {tr.get('max_length')} tokens in
 training, {tr.get('epochs')} epoch(s) ({tr.get('steps')} steps), seed {tr.get('seed')}; best dev checkpoint (mean of
-sentiment and topic dev macro-F1) selected at step {tr.get('best_step')}. CPU only, {tr.get('threads')} threads;
+sentiment and topic dev macro-F1) selected at step {tr.get('best_step')} (dev sentiment acc
+{100*dev.get('sentiment', {}).get('accuracy', 0):.1f} / macro-F1 {100*dev.get('sentiment', {}).get('macro_f1', 0):.1f}, topic acc
+{100*dev.get('topic', {}).get('accuracy', 0):.1f} / macro-F1 {100*dev.get('topic', {}).get('macro_f1', 0):.1f}). Forward passes in
+{tr.get('precision', 'fp32')} autocast (fp32 master weights). CPU only, {tr.get('threads')} threads (shared machine);
 training wall time {tr.get('wall_s', 0)/60:.1f} min, whole pipeline {metrics.get('pipeline_wall_s', 0)/60:.1f} min.
 Reproduce the numbers: `python -m training evaluate --model-dir models/{version}`.
 
@@ -191,9 +214,9 @@ Reproduce the numbers: `python -m training evaluate --model-dir models/{version}
 
 - English, short texts (tweets / headlines, ≤ 128 tokens; longer input is truncated). Long article bodies are
   out of domain: the first ~100 words decide.
-- Labels reflect the annotators of the tweet datasets: "Bullish/Bearish" market direction, not general tone.
-  PhraseBank scores show the drop on formal news sentences.
-- Small topic classes (IPO, Gold | Metals | Materials, Currencies) have few training examples and low recall.
+- Labels reflect the annotators of the tweet datasets: "Bullish/Bearish" market direction, not general tone.{pb_note}
+- Weakest topic classes on the test set: {weakest or 'n/a'}. Topic classes are very imbalanced (IPO has 44 training
+  tweets, Gold | Metals | Materials 69).
 - 28 `sent_valid.csv` texts are near-duplicates of training tweets (same headline, different link).
 - Not a trading signal on its own; outputs are uncalibrated; no evaluation on non-English or adversarial text.
 """
