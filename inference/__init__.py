@@ -6,13 +6,15 @@ and the registry helpers, and the exception hierarchy.
 """
 
 from inference._errors import InferenceError, ModelFolderError, ProviderError
-from inference._registry import ModelFolder, resolve_model_folder, sha256_file, verify_manifest
+from inference._manifest import ManifestError, sha256_file, verify_manifest, write_manifest
+from inference._registry import ModelFolder, resolve_model_folder
 from inference._scored import SENTIMENT_LABELS, ScoredItem
 from inference._scorer import Scorer, TextScores, Unscored, item_text
 from inference._session import create_session, usable_cpu_count
 
 __all__ = [
     "InferenceError",
+    "ManifestError",
     "ModelFolder",
     "ModelFolderError",
     "ProviderError",
@@ -27,4 +29,5 @@ __all__ = [
     "sha256_file",
     "usable_cpu_count",
     "verify_manifest",
+    "write_manifest",
 ]

@@ -18,56 +18,17 @@ Loaders refuse a folder whose files do not match its manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from inference._errors import ModelFolderError
+from inference._manifest import verify_manifest
 
-__all__ = ["ModelFolder", "resolve_model_folder", "verify_manifest", "sha256_file"]
+__all__ = ["ModelFolder", "resolve_model_folder"]
 
 _REQUIRED = ("model.onnx", "tokenizer.json", "labels.json", "config.json", "manifest.json")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_manifest(folder: Path) -> dict[str, str]:
-    """Check every file listed in ``folder/manifest.json`` against its sha256.
-
-    Returns:
-        the ``files`` mapping (name → sha256 hex) of the manifest.
-
-    Raises:
-        ModelFolderError: manifest missing or unreadable, a listed file
-            missing, a digest mismatch, or ``model.onnx`` not listed.
-    """
-    manifest_path = folder / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files: dict[str, str] = dict(manifest["files"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelFolderError(f"{manifest_path}: unreadable manifest ({exc})") from None
-    if "model.onnx" not in files:
-        raise ModelFolderError(f"{manifest_path}: model.onnx is not listed")
-    for name, expected in sorted(files.items()):
-        path = folder / name
-        if not path.is_file():
-            raise ModelFolderError(f"{folder}: file {name} listed in the manifest is missing")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ModelFolderError(
-                f"{folder}: {name} does not match the manifest (sha256 {actual[:12]}…, expected {expected[:12]}…)"
-            )
-    return files
 
 
 def resolve_model_folder(path: Path) -> Path:
@@ -121,8 +82,9 @@ class ModelFolder:
         """Resolve, verify (manifest digests) and read a model folder.
 
         Raises:
-            ModelFolderError: a required file is missing, malformed, or fails
-                the manifest check.
+            ModelFolderError: a required file is missing or malformed;
+                ``ManifestError`` (a subclass) when a file is missing from,
+                differs from, or is not listed in the manifest.
         """
         folder = resolve_model_folder(path)
         missing = [n for n in _REQUIRED if not (folder / n).is_file()]

@@ -11,10 +11,11 @@ when training or exporting actually runs):
 - :data:`SENTIMENT_LABELS` — ``("negative", "neutral", "positive")``.
 """
 
+from inference import ManifestError, sha256_file, verify_manifest, write_manifest
+
 from ._cli import evaluate_main, module_main, train_main
 from ._data import SENTIMENT_LABELS, LabelledSet, RejectedRow, load_labelled, load_phrasebank
 from ._evaluate import classification_metrics
-from ._manifest import ManifestError, sha256_file, verify_manifest, write_manifest
 
 __all__ = [
     "SENTIMENT_LABELS",

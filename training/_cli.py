@@ -92,7 +92,7 @@ def train_main(argv: list[str] | None = None) -> int:
 
     Raises:
         training._export.ParityError: ONNX and torch logits disagree by more than 1e-4.
-        training._manifest.ManifestError: the published folder fails verification.
+        inference.ManifestError: the published folder fails verification.
     """
     args = build_train_parser().parse_args(argv)
     _offline_env()
@@ -116,7 +116,7 @@ def train_main(argv: list[str] | None = None) -> int:
         majority_baseline, predict_sets, tfidf_baseline,
     )
     from ._export import OPSET, check_parity, export_onnx, quantization_gate, quantize_int8
-    from ._manifest import sha256_file
+    from inference import sha256_file
     from ._model import base_model_dir
     from ._publish import publish, results_markdown
     from ._train import TrainConfig, train
@@ -282,7 +282,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         2 when the folder cannot be found.
 
     Raises:
-        training._manifest.ManifestError: the folder fails manifest verification.
+        inference.ManifestError: the folder fails manifest verification.
     """
     args = build_evaluate_parser().parse_args(argv)
     _offline_env()

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference import SENTIMENT_LABELS
+
 log = logging.getLogger(__name__)
 
-SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
-"""finsentry's sentiment label order (ids 0, 1, 2)."""
+# finsentry's sentiment label order (ids 0, 1, 2) is the inference contract.
 
 TWEET_SENTIMENT_MAP: dict[Any, str] = {0: "negative", 1: "positive", 2: "neutral"}
 """zeroshot/twitter-financial-news-sentiment raw labels: 0 Bearish, 1 Bullish, 2 Neutral."""

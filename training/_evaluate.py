@@ -281,11 +281,11 @@ def evaluate_folder(folder: str | os.PathLike[str], data_root: str | os.PathLike
         ``{set_name: metrics dict}`` (see :func:`classification_metrics`).
 
     Raises:
-        training._manifest.ManifestError: the folder fails verification.
+        inference.ManifestError: the folder fails verification.
     """
     import json
 
-    from ._manifest import verify_manifest
+    from inference import verify_manifest
 
     folder = Path(folder)
     verify_manifest(folder)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ._data import PHRASEBANK_TEST_FRACTION, PHRASEBANK_TEST_SEED, SENTIMENT_LABELS
 from ._evaluate import markdown_confusion, markdown_per_class, markdown_summary
-from ._manifest import verify_manifest, write_manifest
+from inference import verify_manifest, write_manifest
 from ._tokenize import write_published_tokenizer
 
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -56,7 +56,7 @@ def publish(
 
     Raises:
         FileExistsError: the version folder exists and ``overwrite`` is false.
-        training._manifest.ManifestError: the freshly written folder fails verification.
+        inference.ManifestError: the freshly written folder fails verification.
     """
     publish_dir = Path(publish_dir)
     publish_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ and **topic** (20 classes). One ONNX graph, two heads, shared encoder.
   is set to 128 tokens (special tokens included) and padding is off in the file: pad each batch yourself with id 0
   and `attention_mask` 0. Articles are fed as `title + ". " + body` (see `config.json` `text_join`).
 - `labels.json`: label names in logit order. `manifest.json`: SHA-256 of every other file
-  (`training._manifest.verify_manifest`).
+  (`inference.verify_manifest`).
 
 ## Data and licence lineage
 

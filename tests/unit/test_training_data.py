@@ -142,7 +142,7 @@ def test_import_training_without_torch():
     code = (
         "import sys\n"
         "for m in ('torch', 'transformers', 'sklearn', 'onnx'): sys.modules[m] = None\n"
-        "import training, training._manifest, training._evaluate, training._publish\n"
+        "import training, training._evaluate, training._publish\n"
         "assert callable(training.train_main) and callable(training.evaluate_main)\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

@@ -4,10 +4,9 @@ A published folder ``models/<version>/`` holds ``manifest.json``::
 
     {"version": "<version>", "files": {"<file name>": "<sha256 hex>", ...}}
 
-listing every other regular file of the folder (no sub-folders). The inference
-loader calls :func:`verify_manifest` before it trusts a folder, so this module
-must stay importable without torch, transformers or numpy: it only uses the
-standard library.
+listing every other regular file of the folder (no sub-folders). The trainer
+writes it (:func:`write_manifest`); the loader (``ModelFolder.load``) calls
+:func:`verify_manifest` before it trusts a folder. Standard library only.
 """
 
 from __future__ import annotations
@@ -17,11 +16,15 @@ import json
 import os
 from pathlib import Path
 
+from inference._errors import ModelFolderError
+
+__all__ = ["MANIFEST_NAME", "ManifestError", "sha256_file", "verify_manifest", "write_manifest"]
+
 MANIFEST_NAME = "manifest.json"
 _CHUNK = 1 << 20  # 1 MiB read size for hashing
 
 
-class ManifestError(Exception):
+class ManifestError(ModelFolderError):
     """A model folder does not match its ``manifest.json``.
 
     Attributes:
