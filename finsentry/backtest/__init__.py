@@ -1,0 +1,32 @@
+"""Backtests: replay a historical feed through the daemon's pipeline and score the alerts against prices.
+
+Public surface: :func:`run_backtest` with :class:`BacktestOptions` (the
+``finsentry backtest`` command), the score cache (:class:`ScoreCache`,
+:class:`CachingScorer`), the in-process replay (:func:`feed_records`,
+:func:`replay_in_process`), price loading (:func:`load_prices`,
+:func:`load_price_set`), the event study (:func:`market_model_ars`,
+:func:`run_event_study`) and the sweep helpers. Method: ``docs/backtesting.md``.
+"""
+
+from ._backtest import BacktestOptions, BacktestResult, run_backtest
+from ._cache import CachingScorer, ScoreCache
+from ._replay import FeedRecord, ReplayOutcome, alert_sort_key, feed_records, replay_in_process
+from ._sweep import SweepError, SweepVariant, apply_overrides, expand_sweep, parse_sweep
+
+__all__ = [
+    "BacktestOptions",
+    "BacktestResult",
+    "CachingScorer",
+    "FeedRecord",
+    "ReplayOutcome",
+    "ScoreCache",
+    "SweepError",
+    "SweepVariant",
+    "alert_sort_key",
+    "apply_overrides",
+    "expand_sweep",
+    "feed_records",
+    "parse_sweep",
+    "replay_in_process",
+    "run_backtest",
+]
