@@ -10,10 +10,24 @@ Public surface: :func:`run_backtest` with :class:`BacktestOptions` (the
 
 from ._backtest import BacktestOptions, BacktestResult, run_backtest
 from ._cache import CachingScorer, ScoreCache
+from ._event_study import EST_DAYS, GAP_DAYS, MIN_OBS, MOVE_Z, EventStudy, market_model_ars, run_event_study
+from ._prices import PriceError, PriceSet, default_market, load_price_set, load_prices
 from ._replay import FeedRecord, ReplayOutcome, alert_sort_key, feed_records, replay_in_process
 from ._sweep import SweepError, SweepVariant, apply_overrides, expand_sweep, parse_sweep
 
 __all__ = [
+    "EST_DAYS",
+    "GAP_DAYS",
+    "MIN_OBS",
+    "MOVE_Z",
+    "EventStudy",
+    "PriceError",
+    "PriceSet",
+    "default_market",
+    "load_price_set",
+    "load_prices",
+    "market_model_ars",
+    "run_event_study",
     "BacktestOptions",
     "BacktestResult",
     "CachingScorer",

@@ -13,7 +13,8 @@ column, an unparseable date, a duplicate date or a price that is not a
 positive number is an error naming the file and the first offending lines.
 A row whose price is empty or Yahoo's ``null`` (a day without a quote, e.g.
 StockNet ``PTR``/``REX``/``SNP`` 2016-06-29) is a missing day: left out of the
-series and listed in :attr:`PriceSet.missing`, never silently. Dates are exchange trading days (no time zone; the close is taken
+series and listed in :attr:`PriceSet.missing`, never silently. Dates are
+exchange trading days (no time zone; the close is taken
 as 16:00 America/New_York).
 """
 
@@ -87,9 +88,9 @@ _NO_QUOTE = ("", "null", "NULL", "NaN", "nan")
 def _series(frame: pd.DataFrame, path: Path, label: str, missing: list[str] | None = None) -> pd.Series:
     cols = {c.strip(): c for c in frame.columns}
     price_col = cols.get("Adj Close") or cols.get("Close")
-    missing = [c for c, ok in (("Date", "Date" in cols), ("Adj Close or Close", price_col)) if not ok]
-    if missing:
-        raise PriceError(f"{path}{label}: missing column(s) {', '.join(missing)}; columns found {list(frame.columns)}")
+    absent = [c for c, ok in (("Date", "Date" in cols), ("Adj Close or Close", price_col)) if not ok]
+    if absent:
+        raise PriceError(f"{path}{label}: missing column(s) {', '.join(absent)}; columns found {list(frame.columns)}")
     frame = frame.reset_index(drop=True)
     dates = pd.to_datetime(frame[cols["Date"]].str.strip(), format="%Y-%m-%d", errors="coerce")
     if dates.isna().any():

@@ -82,6 +82,7 @@ def _timeline(ticker: str, daily: pd.DataFrame, alerts: pd.DataFrame, prices: An
             at = s.reindex(days.dt.normalize(), method="ffill")
             ax_p.scatter(days, at.to_numpy(), marker="v", color="#c0392b", s=40, zorder=3, label="alert")
         ax_p.set_ylabel("price (USD)")
+        ax_p.legend(loc="upper left", fontsize=8)
     else:
         ax_p.text(0.5, 0.5, "no prices given", ha="center", va="center", transform=ax_p.transAxes)
     for t in days:
@@ -95,7 +96,6 @@ def _timeline(ticker: str, daily: pd.DataFrame, alerts: pd.DataFrame, prices: An
     ax2.set_ylabel("negative share")
     _dates(ax_n)
     ax_p.set_title(f"{ticker}: {len(days)} alerts, {int(d['items'].sum())} items")
-    ax_p.legend(loc="upper left", fontsize=8)
     ax2.legend(loc="upper right", fontsize=8)
     return _save(fig, out_dir / f"timeline_{ticker}.png")
 
