@@ -12,7 +12,7 @@ from ._backtest import BacktestOptions, BacktestResult, run_backtest
 from ._cache import CachingScorer, ScoreCache
 from ._event_study import EST_DAYS, GAP_DAYS, MIN_OBS, MOVE_Z, EventStudy, market_model_ars, run_event_study
 from ._prices import PriceError, PriceSet, default_market, load_price_set, load_prices
-from ._replay import FeedRecord, ReplayOutcome, alert_sort_key, feed_records, replay_in_process
+from ._replay import FeedRecord, ReplayOutcome, alert_sort_key, feed_records, replay_in_process, replay_scored
 from ._sweep import SweepError, SweepVariant, apply_overrides, expand_sweep, parse_sweep
 
 __all__ = [
@@ -42,5 +42,6 @@ __all__ = [
     "feed_records",
     "parse_sweep",
     "replay_in_process",
+    "replay_scored",
     "run_backtest",
 ]

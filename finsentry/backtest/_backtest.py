@@ -18,7 +18,7 @@ from ingest import FeedResult, read_feed
 
 from ._cache import CachingScorer
 from ._outputs import scored_frame, write_alerts, write_json, write_rejected, write_scored
-from ._replay import ReplayOutcome, feed_records, replay_in_process
+from ._replay import ReplayOutcome, feed_records, replay_in_process, replay_scored
 from ._sweep import SweepVariant, apply_overrides
 
 __all__ = ["BacktestOptions", "BacktestResult", "run_backtest"]
@@ -152,7 +152,7 @@ def run_backtest(opts: BacktestOptions, settings: Settings) -> BacktestResult:
         timings["via_kafka_s"] = time.perf_counter() - t
     if len(variants) > 1:
         t = time.perf_counter()
-        summary["sweep"] = _sweep(variants, records, settings, scorer, opts, scored, prices)
+        summary["sweep"] = _sweep(variants, outcome, settings, scorer, opts, scored, prices)
         timings["sweep_s"] = time.perf_counter() - t
     if opts.report:
         from ._report import write_report
@@ -194,13 +194,16 @@ def _load_prices(opts: BacktestOptions) -> Any:
     return load_price_set(opts.prices, opts.market)
 
 
-def _sweep(variants: list[SweepVariant], records: list, settings: Settings, scorer: CachingScorer,
+def _sweep(variants: list[SweepVariant], base: ReplayOutcome, settings: Settings, scorer: CachingScorer,
            opts: BacktestOptions, scored: Any, prices: Any) -> list[dict[str, Any]]:
+    """Each variant over the scored items of the main run (``replay_scored``: no decoding, no model)."""
     rows: list[dict[str, Any]] = []
     for v in variants:
         vs = apply_overrides(settings, v.overrides)
         t = time.perf_counter()
-        outcome = _replay(records, vs, scorer, opts, f"sweep {v.label}")
+        pipeline = build_pipeline(vs, scorer=scorer)  # type: ignore[arg-type]
+        with tqdm(total=len(base.scored), unit="item", desc=f"sweep {v.label}", disable=_no_bar(opts)) as bar:
+            outcome = replay_scored(base.scored, pipeline, vs.batch.max_batch, on_batch=bar.update)
         row: dict[str, Any] = {**v.overrides, "alerts": len(outcome.alerts), "windows_closed": len(outcome.windows),
                                "late": outcome.late, "seconds": round(time.perf_counter() - t, 3)}
         if prices is not None:

@@ -9,6 +9,13 @@ loop does. After the last batch the one partition is declared idle, which
 closes every window the final watermark (last event time minus the allowed
 lateness) has passed; windows past it stay open, as they would in the
 daemon, and are counted in ``ReplayOutcome.open_windows``.
+
+:func:`replay_scored` is the fast path for sweeps and re-runs over cached
+scores: it skips decoding and scoring (already done, identically, by
+:func:`replay_in_process`) and drives the same pipeline's windows exactly as
+``Pipeline.process`` does (``windows.add(partition, item)``, late items
+counted) and closes them with ``Pipeline.close_windows``, batch by batch.
+A unit test holds it to producing the same alerts as the full path.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from finsentry.pipeline import Pipeline
 from inference import ScoredItem
 from ingest import DeadLetter, NewsItem, record_key
 
-__all__ = ["FeedRecord", "ReplayOutcome", "alert_sort_key", "feed_records", "replay_in_process"]
+__all__ = ["FeedRecord", "ReplayOutcome", "alert_sort_key", "feed_records", "replay_in_process", "replay_scored"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,44 @@ def replay_in_process(
         out.scored.extend(s for _, s in batch.scored)
         out.dead.extend(batch.dead)
         out.late += len(batch.late)
+        _close(pipeline, out, ())
+        if on_batch is not None:
+            on_batch(len(chunk))
+    _close(pipeline, out, (0,))
+    out.alerts.sort(key=alert_sort_key)
+    out.open_windows = pipeline.windows.open_windows
+    return out
+
+
+def replay_scored(
+    scored: Sequence[ScoredItem],
+    pipeline: Pipeline,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> ReplayOutcome:
+    """Window already-scored items (partition 0, in order) and run the detector, batch by batch.
+
+    Args:
+        scored: the scored items of an earlier replay (``ReplayOutcome.scored``), in its order.
+        pipeline: a fresh pipeline; only its windows and ``close_windows`` are used.
+        batch_size: items between two ``close_windows`` calls, like the records per batch.
+        on_batch: called with each batch's size.
+
+    Returns:
+        The outcome (``scored`` is the input, ``dead`` empty).
+
+    Raises:
+        ValueError: ``batch_size < 1``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = ReplayOutcome(scored=list(scored))
+    add = pipeline.windows.add
+    for start in range(0, len(scored), batch_size):
+        chunk = scored[start:start + batch_size]
+        for item in chunk:
+            if not add(0, item):
+                out.late += 1
         _close(pipeline, out, ())
         if on_batch is not None:
             on_batch(len(chunk))

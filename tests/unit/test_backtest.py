@@ -25,6 +25,7 @@ from finsentry.backtest import (
     feed_records,
     parse_sweep,
     replay_in_process,
+    replay_scored,
     run_backtest,
 )
 from finsentry.cli import main
@@ -123,6 +124,22 @@ def test_in_process_replay_equals_the_window_and_detector_classes_driven_by_hand
     assert [(a.key, a.n, a.n_negative) for a in out.alerts] == [("AAA", 4, 3)]
     assert (len(out.scored), out.late, len(out.dead), out.open_windows) == (9, 0, 0, 1)
     assert scorer.misses == 0
+
+
+def test_the_fast_path_over_scored_items_gives_the_full_paths_alerts(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(3)
+    items = sorted((_item(i, rng.uniform(0, 600), rng.choice(["AAA", "BBB", "CCC"])) for i in range(300)),
+                   key=lambda it: it.published_at)
+    scorer = _scorer(tmp_path, items, [rng.choice(["negative", "negative", "neutral", "positive"]) for _ in items])
+    for detector in ({"min_negative": 3, "min_neg_share": 0.5}, {"min_negative": 6, "min_neg_share": 0.4}):
+        settings = _settings(**detector)
+        full = replay_in_process(feed_records(items), build_pipeline(settings, scorer=scorer), batch_size=64)
+        fast = replay_scored(full.scored, build_pipeline(settings, scorer=scorer), batch_size=64)
+        assert len(full.alerts) >= 3
+        assert [a.to_json() for a in fast.alerts] == [a.to_json() for a in full.alerts]
+        assert (fast.late, len(fast.windows), fast.open_windows) == (full.late, len(full.windows), full.open_windows)
 
 
 def test_feed_records_are_partition_zero_in_event_time_order() -> None:
