@@ -123,9 +123,9 @@ def market_model_ars(stock: pd.Series, market: pd.Series) -> pd.DataFrame:
 
 
 def _event_day(times: pd.Series, cal: pd.DatetimeIndex) -> np.ndarray:
-    closes = (cal + pd.Timedelta(hours=16)).tz_localize("America/New_York").tz_convert("UTC")
-    return np.searchsorted(closes.asi8, pd.to_datetime(times, utc=True).dt.tz_convert("UTC").astype("int64").to_numpy(),
-                           side="left")
+    closes = (cal + pd.Timedelta(hours=16)).tz_localize("America/New_York").tz_convert("UTC").as_unit("ns")
+    when = pd.DatetimeIndex(pd.to_datetime(times, utc=True)).as_unit("ns")
+    return np.searchsorted(closes.asi8, when.asi8, side="left")
 
 
 def _stats(cars: np.ndarray, var: np.ndarray) -> dict[str, float]:
