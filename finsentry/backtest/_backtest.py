@@ -143,6 +143,11 @@ def run_backtest(opts: BacktestOptions, settings: Settings) -> BacktestResult:
         t = time.perf_counter()
         study = run_event_study(outcome.alerts, scored, prices, opts.out_dir)
         summary["event_study"] = study.summary
+        for key, what in (("tickers_without_prices", "alerts of tickers without prices (not studied)"),
+                          ("feed_tickers_without_prices", "feed tickers without prices"),
+                          ("price_days_without_quote", "price rows without a quote (missing days)")):
+            if study.summary[key]:
+                log.warning("%s: %s", what, ", ".join(study.summary[key]))
         timings["event_study_s"] = time.perf_counter() - t
     if opts.via_kafka:
         from ._via_kafka import check_via_kafka
@@ -211,7 +216,7 @@ def _sweep(variants: list[SweepVariant], base: ReplayOutcome, settings: Settings
 
             s = run_event_study(outcome.alerts, scored, prices, None).summary
             row.update({k: s.get(k) for k in ("events", "mean_car_0_1", "t_car_0_1", "mean_car_0_5", "t_car_0_5",
-                                              "precision", "recall", "base_rate")})
+                                              "mean_car_1_5", "t_car_1_5", "precision", "recall", "base_rate")})
         rows.append(row)
     import pandas as pd
 

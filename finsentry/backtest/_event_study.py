@@ -20,7 +20,10 @@ to it):
 * **Abnormal return** (eq. 7): ``AR_it = R_it − alpha_i − beta_i R_mt``;
   **CAR** over ``[0, +1]`` and ``[0, +5]`` (eq. 12), with
   ``var(CAR_i) = L2 · sigma²_i`` (eq. 13 for large estimation windows, the
-  estimation-error term dropped).
+  estimation-error term dropped). ``[+1, +5]`` is also given: day 0's
+  close-to-close return starts at the previous close, before an alert that
+  fired during the session, so for intraday windows it can hold the very move
+  the news reacted to; ``[+1, +5]`` is strictly after the alert.
 * **Aggregation** (eqs. 14–16, 20): ``mean CAR`` over N events and
   ``J1 = mean CAR / sqrt(Σ var(CAR_i) / N²)``, which assumes independent
   events; the cross-sectional ``t = mean CAR / (s / sqrt(N))`` is also given
@@ -69,7 +72,7 @@ class EventStudy:
 
     Attributes:
         events: one row per event (ticker, day 0, alerts, alpha, beta, sigma,
-            car_0_1, car_0_5, t_0_1, t_0_5, z_day0, z_day1, hit).
+            car_0_1, car_0_5, car_1_5, t_0_1, t_0_5, z_day0, z_day1, hit).
         path: mean CAR from day −5 to day tau (rows tau = −5…+10) with the
             cross-sectional 95 % confidence band (``mean ± 1.96 s/√N``).
         summary: the figures written to ``summary.json``.
@@ -179,15 +182,15 @@ def run_event_study(alerts: Sequence[Alert], scored: pd.DataFrame, prices: Price
         if not np.isfinite([a, b, s]).all() or not np.isfinite(ar[-lo: -lo + 6]).all():
             dropped += 1
             continue
-        car01, car05 = ar[-lo] + ar[-lo + 1], ar[-lo: -lo + 6].sum()
+        car01, car05, car15 = ar[-lo] + ar[-lo + 1], ar[-lo: -lo + 6].sum(), ar[-lo + 1: -lo + 6].sum()
         z0, z1 = mm["z"].iat[k0], mm["z"].iat[k0 + 1]
         rows.append({"ticker": ticker, "day0": cal[k0].date().isoformat(), "alerts": int(n_alerts), "alpha": a,
-                     "beta": b, "sigma": s, "car_0_1": car01, "car_0_5": car05,
+                     "beta": b, "sigma": s, "car_0_1": car01, "car_0_5": car05, "car_1_5": car15,
                      "t_0_1": car01 / (s * np.sqrt(2)), "t_0_5": car05 / (s * np.sqrt(6)), "z_day0": z0,
                      "z_day1": z1, "hit": bool(min(np.nan_to_num(z0, nan=0), np.nan_to_num(z1, nan=0)) <= MOVE_Z)})
         paths.append(np.cumsum(ar))
     events = pd.DataFrame(rows, columns=["ticker", "day0", "alerts", "alpha", "beta", "sigma", "car_0_1", "car_0_5",
-                                         "t_0_1", "t_0_5", "z_day0", "z_day1", "hit"])
+                                         "car_1_5", "t_0_1", "t_0_5", "z_day0", "z_day1", "hit"])
     path = _path(paths)
     summary = _summary(events, len(ticker_alerts), len(alerts) - len(ticker_alerts), no_price, dropped)
     summary.update(_precision_recall(events, scored, models, cal, feed_tickers, prices))
@@ -220,8 +223,7 @@ def _summary(events: pd.DataFrame, n_ticker_alerts: int, n_other: int, no_price:
         "alerts_ticker": n_ticker_alerts, "alerts_other_keys": n_other, "events": len(events),
         "events_dropped_missing_data": dropped,
     }
-    for h, col in (("0_1", "car_0_1"), ("0_5", "car_0_5")):
-        days = 2 if h == "0_1" else 6
+    for h, col, days in (("0_1", "car_0_1", 2), ("0_5", "car_0_5", 6), ("1_5", "car_1_5", 5)):
         cars = events[col].to_numpy(float)
         st = _stats(cars, days * events["sigma"].to_numpy(float) ** 2)
         out.update({f"mean_car_{h}": st["mean"], f"t_car_{h}": st["j1"], f"t_cs_car_{h}": st["t_cs"],

@@ -199,7 +199,8 @@ def write_report(out_dir: Path, alerts: Sequence[Alert], scored: pd.DataFrame, p
         parts += ["<h2>Event study</h2>", f"<p>{html.escape(e['method'])}; estimation window "
                   f"{e['estimation_window_days']} trading days ending {e['gap_days']} days before day 0.</p>",
                   _table([(k, e.get(k)) for k in ("events", "mean_car_0_1", "t_car_0_1", "t_cs_car_0_1",
-                                                  "mean_car_0_5", "t_car_0_5", "t_cs_car_0_5", "precision",
+                                                  "mean_car_0_5", "t_car_0_5", "t_cs_car_0_5", "mean_car_1_5",
+                                                  "t_car_1_5", "precision",
                                                   "recall", "base_rate", "lift", "moves")])]
     parts.append("<h2>Plots</h2>")
     for name, caption in figures:

@@ -79,6 +79,7 @@ def test_event_study_finds_the_injected_drop_and_maps_event_days(tmp_path: Path)
     ev = study.events.set_index("ticker")
     assert list(ev["day0"]) == ["2015-03-03", "2015-03-04", "2015-03-09"]
     assert ev.at["AAA", "car_0_1"] == pytest.approx(-0.10, abs=0.015)
+    assert ev.at["AAA", "car_1_5"] == pytest.approx(-0.02, abs=0.015)  # day +1's injected 2 % only
     assert ev.at["AAA", "hit"] and not ev.at["BBB", "hit"]
     assert ev.at["AAA", "t_0_1"] == pytest.approx(ev.at["AAA", "car_0_1"] / (ev.at["AAA", "sigma"] * np.sqrt(2)))
     s = study.summary
