@@ -13,7 +13,8 @@ Three figures on the same items, measured side by side in one process:
 
 The score cache must hold the feed's items (run ``finsentry backtest`` on the
 feed first with the same ``--cache-dir``); missing items are scored before
-timing starts.
+timing starts. Each figure is given per wall-clock second and per CPU second
+of this process (the latter is what a shared, loaded machine can tell).
 
 Usage::
 
@@ -41,13 +42,15 @@ from finsentry.demo import default_data_dir  # noqa: E402
 from ingest import read_feed  # noqa: E402
 
 
-def _median_rate(n: int, fn, runs: int) -> tuple[float, list[float]]:
-    rates = []
+def _median_rate(n: int, fn, runs: int) -> tuple[float, list[float], float]:
+    """(median items/s wall, runs, median items per CPU-second of this process)."""
+    rates, cpu_rates = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         rates.append(n / (time.perf_counter() - t))
-    return statistics.median(rates), rates
+        cpu_rates.append(n / (time.process_time() - c))
+    return statistics.median(rates), rates, statistics.median(cpu_rates)
 
 
 def main() -> int:
@@ -68,15 +71,15 @@ def main() -> int:
     records = feed_records(items)
     batch = settings.batch.max_batch
 
-    cache_rate, cache_runs = _median_rate(len(items), lambda: scorer.score_items(items), args.runs)
+    cache_rate, cache_runs, cache_cpu = _median_rate(len(items), lambda: scorer.score_items(items), args.runs)
     full_out = {}
 
     def full() -> None:
         full_out["o"] = replay_in_process(records, build_pipeline(settings, scorer=scorer), batch)
 
-    full_rate, full_runs = _median_rate(len(items), full, max(1, args.runs // 2))
+    full_rate, full_runs, full_cpu = _median_rate(len(items), full, max(1, args.runs // 2))
     scored = full_out["o"].scored
-    win_rate, win_runs = _median_rate(
+    win_rate, win_runs, win_cpu = _median_rate(
         len(scored), lambda: replay_scored(scored, build_pipeline(settings, scorer=scorer), batch), args.runs)
     result = {
         "feed": str(args.feed), "items": len(items), "scored": len(scored), "scored_before_timing": missing,
@@ -84,6 +87,7 @@ def main() -> int:
         "settings": {"windows": settings.windows.model_dump(), "detector": settings.detector.model_dump()},
         "cache_items_per_s": round(cache_rate), "full_items_per_s": round(full_rate),
         "windows_items_per_s": round(win_rate),
+        "per_cpu_second": {"cache": round(cache_cpu), "full": round(full_cpu), "windows": round(win_cpu)},
         "runs": {"cache": [round(r) for r in cache_runs], "full": [round(r) for r in full_runs],
                  "windows": [round(r) for r in win_runs]},
         "machine": f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}",
