@@ -174,8 +174,8 @@ class CachingScorer:
 
         ``on_done(n)`` is called after each batch with the batch's size (progress bars).
         """
-        todo = [it for it in dict.fromkeys(it.id for it in items) if it not in self.cache]
         by_id = {it.id: it for it in items}
+        todo = [item_id for item_id in by_id if item_id not in self.cache]
         # similar lengths per batch: the scorer pads each batch to its longest text
         batch = sorted((by_id[i] for i in todo), key=lambda it: len(it.title) + len(it.body))
         for start in range(0, len(batch), batch_size):
