@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where outputs are written")
     demo.add_argument("--feed", type=Path, default=None, help="feed to replay (default: the Benzinga sample)")
     demo.add_argument("--limit", type=int, default=None, help="replay at most N items")
+    demo.add_argument("--window-minutes", type=float, default=1440.0,
+                      help="tumbling window size for the demo (default: one day; the sample feed is sparse)")
+    demo.add_argument("--min-negative", type=int, default=5, help="alert threshold: negative items per window")
+    demo.add_argument("--min-neg-share", type=float, default=0.6, help="alert threshold: negative share per window")
 
     sub.add_parser("config", help="validate and print the effective configuration")
     sub.add_parser("train", help="fine-tune, evaluate and export a model (see finsentry train --help)", add_help=False)
@@ -238,7 +242,15 @@ def _alerts_list(outbox: Outbox, dead_only: bool) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from finsentry.demo import run_demo
 
-    run_demo(settings, workdir=args.workdir, feed=args.feed, limit=args.limit)
+    run_demo(
+        settings,
+        workdir=args.workdir,
+        feed=args.feed,
+        limit=args.limit,
+        window_minutes=args.window_minutes,
+        min_negative=args.min_negative,
+        min_neg_share=args.min_neg_share,
+    )
     return 0
 
 
