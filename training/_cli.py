@@ -77,6 +77,9 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="training autocast precision (auto: bf16 when the CPU supports it natively)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.add_argument("--promote", action="store_true",
+                   help="champion/challenger: make the new model the default only if it beats the current "
+                        "default on the frozen evaluation sets (without it, DEFAULT is set only when none exists)")
     return p
 
 
@@ -243,8 +246,11 @@ def train_main(argv: list[str] | None = None) -> int:
     if args.no_publish:
         log.info("--no-publish: artefacts left in %s", run_dir)
         return 0
+    from ._promote import promote_if_better, read_default
+
+    first = read_default(args.publish_dir) is None
     folder = publish(args.publish_dir, version, chosen_path, tokenizer_src, topic_names, metrics, quantization,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, set_default=first)
     # Reproduce from the published folder alone (manifest verify + ONNX Runtime scoring).
     from ._evaluate import evaluate_folder
 
@@ -253,6 +259,11 @@ def train_main(argv: list[str] | None = None) -> int:
         if m["confusion_matrix"] != published_m[name]["confusion_matrix"]:
             raise RuntimeError(f"published folder does not reproduce {name}: {m['accuracy']} vs {published_m[name]['accuracy']}")
     log.info("published %s (%s); total %.1f s", folder, quantization, time.perf_counter() - t_start)
+    if args.promote and not first:
+        promote_if_better(args.publish_dir, version, args.data_dir, args.max_eval_items, args.threads)
+    elif not first:
+        log.info("DEFAULT unchanged (%s); pass --promote to run the champion/challenger rule",
+                 read_default(args.publish_dir))
     return 0
 
 
