@@ -64,7 +64,7 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="model version (default minilm6-mt-YYYYMMDD, UTC)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing published version folder")
     p.add_argument("--base-model", type=Path, default=None, help="local folder of the pretrained encoder")
-    p.add_argument("--data-dir", type=Path, default=None, help="shared data root (default $FINSENTRY_DATA_DIR or /work/shared/data)")
+    p.add_argument("--data-dir", type=Path, default=None, help="shared data root (default $FINSENTRY_DATA_DIR or ../shared/data beside the checkout)")
     p.add_argument("--no-quantize", action="store_true", help="publish fp32 without trying int8")
     p.add_argument("--max-length", type=int, default=64, help="training truncation (tokens)")
     p.add_argument("--batch-size", type=int, default=32)

@@ -35,7 +35,8 @@ TWEET_SENTIMENT_MAP: dict[Any, str] = {0: "negative", 1: "positive", 2: "neutral
 
 PHRASEBANK_MAP: dict[Any, str] = {"negative": "negative", "neutral": "neutral", "positive": "positive"}
 
-DEFAULT_DATA_DIR = Path("/work/shared/data")
+#: ``../shared/data`` beside the repository checkout (as for the demo and the tests).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 SENTIMENT_DIR = "twitter_financial_news_sentiment"
 TOPIC_DIR = "twitter_financial_news_topic"
 PHRASEBANK_DIR = "financial_phrasebank_v1.0"
@@ -105,7 +106,7 @@ class LabelledSet:
 
 
 def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """Resolve the shared data root: ``path``, else ``$FINSENTRY_DATA_DIR``, else ``/work/shared/data``."""
+    """Resolve the shared data root: ``path``, else ``$FINSENTRY_DATA_DIR``, else ``../shared/data`` beside the checkout."""
     if path:
         return Path(path)
     env = os.environ.get("FINSENTRY_DATA_DIR")

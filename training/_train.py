@@ -61,7 +61,7 @@ class TrainConfig:
         evals_per_epoch: dev evaluations per epoch (last one at the epoch end).
         patience: stop after this many dev evaluations without improvement.
         base_model: local folder of the pretrained encoder (None: bundled MiniLM).
-        data_dir: shared data root (None: ``$FINSENTRY_DATA_DIR`` or /work/shared/data).
+        data_dir: shared data root (None: ``$FINSENTRY_DATA_DIR`` or ../shared/data beside the checkout).
         progress: show a tqdm progress bar.
         precision: ``"auto"`` | ``"bf16"`` | ``"fp32"`` autocast for training steps
             (see :func:`resolve_precision`).
