@@ -77,6 +77,12 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="training autocast precision (auto: bf16 when the CPU supports it natively)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.add_argument("--sentiment-file", action="append", default=[], metavar="FILE",
+                   help="your own labelled sentiment data (CSV/Parquet/JSONL), added to the training split; repeatable")
+    p.add_argument("--text-column", default="text", help="text column of --sentiment-file files")
+    p.add_argument("--label-column", default="label", help="label column of --sentiment-file files")
+    p.add_argument("--label-map", default=None, metavar="RAW=NAME,...",
+                   help="map raw labels to negative/neutral/positive, e.g. 'Bearish=negative,Bullish=positive,Neutral=neutral'")
     p.add_argument("--promote", action="store_true",
                    help="champion/challenger: make the new model the default only if it beats the current "
                         "default on the frozen evaluation sets (without it, DEFAULT is set only when none exists)")
@@ -130,6 +136,8 @@ def train_main(argv: list[str] | None = None) -> int:
         lr=args.lr, head_lr=args.head_lr, warmup_ratio=args.warmup_ratio, dev_fraction=args.dev_fraction,
         max_train_items=args.max_train_items, threads=args.threads, evals_per_epoch=args.evals_per_epoch,
         base_model=str(base), data_dir=str(args.data_dir) if args.data_dir else None, progress=not args.no_progress, precision=args.precision,
+        sentiment_files=tuple(str(f) for f in args.sentiment_file), text_column=args.text_column,
+        label_column=args.label_column, label_map=args.label_map,
     )
     result = train(cfg, run_dir)
     tokenizer_src = Path(base) / "tokenizer.json"
