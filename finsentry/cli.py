@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where outputs are written")
     demo.add_argument("--feed", type=Path, default=None, help="feed to replay (default: the Benzinga sample)")
     demo.add_argument("--limit", type=int, default=None, help="replay at most N items")
+    demo.add_argument("--window-minutes", type=float, default=1440.0,
+                      help="tumbling window size for the demo (default: one day; the sample feed is sparse)")
+    demo.add_argument("--min-negative", type=int, default=5, help="alert threshold: negative items per window")
+    demo.add_argument("--min-neg-share", type=float, default=0.6, help="alert threshold: negative share per window")
+
+    refresh = sub.add_parser("refresh", help="retrain on the training.refresh_cron schedule, promote if better")
+    refresh.add_argument("--now", action="store_true", help="run one refresh now and exit")
 
     _add_backtest_parser(sub)
     sub.add_parser("config", help="validate and print the effective configuration")
@@ -288,7 +295,42 @@ def _alerts_list(outbox: Outbox, dead_only: bool) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from finsentry.demo import run_demo
 
-    run_demo(settings, workdir=args.workdir, feed=args.feed, limit=args.limit)
+    run_demo(
+        settings,
+        workdir=args.workdir,
+        feed=args.feed,
+        limit=args.limit,
+        window_minutes=args.window_minutes,
+        min_negative=args.min_negative,
+        min_neg_share=args.min_neg_share,
+    )
+    return 0
+
+
+def _cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from training import cron_trigger, run_refresh, schedule_refresh
+
+    t = settings.training
+
+    def once() -> int:
+        return run_refresh(t.registry, t.refresh_data_dir, t.train_args)
+
+    if args.now:
+        return once()
+    if not t.refresh_cron:
+        print("finsentry refresh: set training.refresh_cron (or pass --now)", file=sys.stderr)
+        return 2
+    trigger = cron_trigger(t.refresh_cron)
+    scheduler = BlockingScheduler(timezone="UTC")
+    stats = schedule_refresh(scheduler, trigger, once, t.misfire_grace_s)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: scheduler.shutdown(wait=False))
+    log.info("model refresh scheduled: %s (UTC); next run %s", t.refresh_cron,
+             trigger.get_next_fire_time(None, datetime.now(timezone.utc)))
+    scheduler.start()
+    print(f"refresh runs {stats.runs}, failures {stats.failures}, missed {stats.missed}")
     return 0
 
 
@@ -305,6 +347,7 @@ _COMMANDS = {
     "webhook-sink": _cmd_sink,
     "alerts": _cmd_alerts,
     "demo": _cmd_demo,
+    "refresh": _cmd_refresh,
     "config": _cmd_config,
 }
 

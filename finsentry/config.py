@@ -42,6 +42,7 @@ __all__ = [
     "BatchSettings",
     "WindowSettings",
     "DetectorSettings",
+    "TrainingSettings",
     "WebhookSettings",
     "EndpointSettings",
     "DEFAULT_RETRY_SCHEDULE_S",
@@ -195,6 +196,25 @@ class WebhookSettings(_Section):
         ]
 
 
+class TrainingSettings(_Section):
+    """The scheduled model refresh (``finsentry refresh``)."""
+
+    refresh_cron: str | None = Field(default=None, description="crontab line, UTC, e.g. '0 3 * * 0' (Sunday 03:00); None = off")
+    refresh_data_dir: Path | None = Field(default=None, description="folder of your labelled sentiment files")
+    registry: Path = Field(default=REPO_ROOT / "models", description="model registry to publish into")
+    misfire_grace_s: float = Field(default=6 * 3600, gt=0, description="a run later than this is skipped")
+    train_args: list[str] = Field(default_factory=list, description="extra `finsentry train` arguments")
+
+    @field_validator("refresh_cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value:
+            from training import cron_trigger  # light: no torch
+
+            cron_trigger(value)  # ValueError names what is wrong
+        return value or None
+
+
 class Settings(BaseSettings):
     """All of finsentry's settings (see the module docstring for sources)."""
 
@@ -208,6 +228,7 @@ class Settings(BaseSettings):
     windows: WindowSettings = Field(default_factory=WindowSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

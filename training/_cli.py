@@ -64,7 +64,7 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="model version (default minilm6-mt-YYYYMMDD, UTC)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing published version folder")
     p.add_argument("--base-model", type=Path, default=None, help="local folder of the pretrained encoder")
-    p.add_argument("--data-dir", type=Path, default=None, help="shared data root (default $FINSENTRY_DATA_DIR or /work/shared/data)")
+    p.add_argument("--data-dir", type=Path, default=None, help="shared data root (default $FINSENTRY_DATA_DIR or ../shared/data beside the checkout)")
     p.add_argument("--no-quantize", action="store_true", help="publish fp32 without trying int8")
     p.add_argument("--max-length", type=int, default=64, help="training truncation (tokens)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -77,6 +77,15 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="training autocast precision (auto: bf16 when the CPU supports it natively)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.add_argument("--sentiment-file", action="append", default=[], metavar="FILE",
+                   help="your own labelled sentiment data (CSV/Parquet/JSONL), added to the training split; repeatable")
+    p.add_argument("--text-column", default="text", help="text column of --sentiment-file files")
+    p.add_argument("--label-column", default="label", help="label column of --sentiment-file files")
+    p.add_argument("--label-map", default=None, metavar="RAW=NAME,...",
+                   help="map raw labels to negative/neutral/positive, e.g. 'Bearish=negative,Bullish=positive,Neutral=neutral'")
+    p.add_argument("--promote", action="store_true",
+                   help="champion/challenger: make the new model the default only if it beats the current "
+                        "default on the frozen evaluation sets (without it, DEFAULT is set only when none exists)")
     return p
 
 
@@ -127,6 +136,8 @@ def train_main(argv: list[str] | None = None) -> int:
         lr=args.lr, head_lr=args.head_lr, warmup_ratio=args.warmup_ratio, dev_fraction=args.dev_fraction,
         max_train_items=args.max_train_items, threads=args.threads, evals_per_epoch=args.evals_per_epoch,
         base_model=str(base), data_dir=str(args.data_dir) if args.data_dir else None, progress=not args.no_progress, precision=args.precision,
+        sentiment_files=tuple(str(f) for f in args.sentiment_file), text_column=args.text_column,
+        label_column=args.label_column, label_map=args.label_map,
     )
     result = train(cfg, run_dir)
     tokenizer_src = Path(base) / "tokenizer.json"
@@ -243,8 +254,11 @@ def train_main(argv: list[str] | None = None) -> int:
     if args.no_publish:
         log.info("--no-publish: artefacts left in %s", run_dir)
         return 0
+    from ._promote import promote_if_better, read_default
+
+    first = read_default(args.publish_dir) is None
     folder = publish(args.publish_dir, version, chosen_path, tokenizer_src, topic_names, metrics, quantization,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, set_default=first)
     # Reproduce from the published folder alone (manifest verify + ONNX Runtime scoring).
     from ._evaluate import evaluate_folder
 
@@ -253,6 +267,11 @@ def train_main(argv: list[str] | None = None) -> int:
         if m["confusion_matrix"] != published_m[name]["confusion_matrix"]:
             raise RuntimeError(f"published folder does not reproduce {name}: {m['accuracy']} vs {published_m[name]['accuracy']}")
     log.info("published %s (%s); total %.1f s", folder, quantization, time.perf_counter() - t_start)
+    if args.promote and not first:
+        promote_if_better(args.publish_dir, version, args.data_dir, args.max_eval_items, args.threads)
+    elif not first:
+        log.info("DEFAULT unchanged (%s); pass --promote to run the champion/challenger rule",
+                 read_default(args.publish_dir))
     return 0
 
 

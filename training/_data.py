@@ -35,7 +35,8 @@ TWEET_SENTIMENT_MAP: dict[Any, str] = {0: "negative", 1: "positive", 2: "neutral
 
 PHRASEBANK_MAP: dict[Any, str] = {"negative": "negative", "neutral": "neutral", "positive": "positive"}
 
-DEFAULT_DATA_DIR = Path("/work/shared/data")
+#: ``../shared/data`` beside the repository checkout (as for the demo and the tests).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 SENTIMENT_DIR = "twitter_financial_news_sentiment"
 TOPIC_DIR = "twitter_financial_news_topic"
 PHRASEBANK_DIR = "financial_phrasebank_v1.0"
@@ -98,6 +99,23 @@ class LabelledSet:
             source=self.source,
         )
 
+    def concat(self, other: "LabelledSet", name: str | None = None) -> "LabelledSet":
+        """This set's items followed by ``other``'s (same label names), rejected rows of both kept.
+
+        Raises:
+            ValueError: the label names differ.
+        """
+        if other.label_names != self.label_names:
+            raise ValueError(f"cannot join {self.name} and {other.name}: label names differ")
+        return LabelledSet(
+            name=name or self.name,
+            texts=self.texts + other.texts,
+            labels=self.labels + other.labels,
+            label_names=self.label_names,
+            source=f"{self.source} + {other.source}",
+            rejected=self.rejected + other.rejected,
+        )
+
     def label_counts(self) -> dict[str, int]:
         """Items per label name, in label order."""
         c = Counter(self.labels)
@@ -105,7 +123,7 @@ class LabelledSet:
 
 
 def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """Resolve the shared data root: ``path``, else ``$FINSENTRY_DATA_DIR``, else ``/work/shared/data``."""
+    """Resolve the shared data root: ``path``, else ``$FINSENTRY_DATA_DIR``, else ``../shared/data`` beside the checkout."""
     if path:
         return Path(path)
     env = os.environ.get("FINSENTRY_DATA_DIR")
@@ -334,6 +352,52 @@ def load_tweet_sentiment(split: str, root: str | os.PathLike[str] | None = None)
     path = data_dir(root) / SENTIMENT_DIR / f"sent_{split}.csv"
     return load_labelled(path, label_names=SENTIMENT_LABELS, label_map=TWEET_SENTIMENT_MAP,
                          name=f"tweets_sentiment_{split}")
+
+
+def parse_label_map(spec: str | None) -> dict[Any, str] | None:
+    """Parse ``"Bearish=negative,Bullish=positive,2=neutral"`` into a label map.
+
+    Raw values that look like integers are mapped as ints too (CSV readers may
+    give either). ``None`` or ``""`` gives ``None`` (labels taken as ids or names).
+
+    Raises:
+        ValueError: an entry without ``=``.
+    """
+    if not spec:
+        return None
+    out: dict[Any, str] = {}
+    for part in spec.split(","):
+        if "=" not in part:
+            raise ValueError(f"label map entry {part!r} is not RAW=NAME")
+        raw, name = (x.strip() for x in part.split("=", 1))
+        out[raw] = name
+        if raw.lstrip("-").isdigit():
+            out[int(raw)] = name
+    return out
+
+
+def load_user_sentiment(
+    paths: Sequence[str | os.PathLike[str]],
+    text_column: str = "text",
+    label_column: str = "label",
+    label_map: Mapping[Any, str] | None = None,
+) -> LabelledSet | None:
+    """Users' own labelled sentiment files (CSV / Parquet / JSONL), joined into one set.
+
+    Rejected rows are reported (logged with their reasons) and kept in
+    ``rejected``. Returns ``None`` when ``paths`` is empty.
+
+    Raises:
+        FileNotFoundError, KeyError, ValueError: as :func:`load_labelled`.
+    """
+    joined: LabelledSet | None = None
+    for path in paths:
+        ds = load_labelled(path, label_names=SENTIMENT_LABELS, columns={"text": text_column, "label": label_column},
+                           label_map=label_map, name=Path(path).stem)
+        if ds.rejected:
+            log.warning("%s: %d rows rejected, e.g. %s", path, len(ds.rejected), ds.rejected[:3])
+        joined = ds if joined is None else joined.concat(ds, "user_sentiment")
+    return joined
 
 
 def topic_label_names(root: str | os.PathLike[str] | None = None) -> tuple[str, ...]:

@@ -31,6 +31,8 @@ from ._data import (
     LabelledSet,
     hash_split,
     load_tweet_sentiment,
+    load_user_sentiment,
+    parse_label_map,
     load_tweet_topic,
 )
 from ._evaluate import classification_metrics
@@ -61,10 +63,15 @@ class TrainConfig:
         evals_per_epoch: dev evaluations per epoch (last one at the epoch end).
         patience: stop after this many dev evaluations without improvement.
         base_model: local folder of the pretrained encoder (None: bundled MiniLM).
-        data_dir: shared data root (None: ``$FINSENTRY_DATA_DIR`` or /work/shared/data).
+        data_dir: shared data root (None: ``$FINSENTRY_DATA_DIR`` or ../shared/data beside the checkout).
         progress: show a tqdm progress bar.
         precision: ``"auto"`` | ``"bf16"`` | ``"fp32"`` autocast for training steps
             (see :func:`resolve_precision`).
+        sentiment_files: users' own labelled sentiment files, added to the
+            tweets' train split (their dev share is split off the same way).
+        text_column, label_column: column mapping of those files.
+        label_map: ``"RAW=NAME,..."`` mapping their raw labels to
+            negative / neutral / positive (default: ids 0-2 or the names).
     """
 
     epochs: int = 3
@@ -85,6 +92,10 @@ class TrainConfig:
     data_dir: str | None = None
     progress: bool = True
     precision: str = "auto"
+    sentiment_files: tuple[str, ...] = ()
+    text_column: str = "text"
+    label_column: str = "label"
+    label_map: str | None = None
 
 
 def resolve_precision(precision: str) -> str:
@@ -164,6 +175,10 @@ def load_task_data(cfg: TrainConfig) -> dict[str, TaskData]:
         "sentiment": load_tweet_sentiment("train", cfg.data_dir),
         "topic": load_tweet_topic("train", cfg.data_dir),
     }
+    user = load_user_sentiment(cfg.sentiment_files, cfg.text_column, cfg.label_column, parse_label_map(cfg.label_map))
+    if user is not None:
+        raw["sentiment"] = raw["sentiment"].concat(user, "sentiment_train")
+        log.info("sentiment: %d user-labelled items added from %s", len(user), list(cfg.sentiment_files))
     out = {}
     rng = np.random.default_rng(cfg.seed)
     for task, ds in raw.items():

@@ -12,7 +12,7 @@ from finsentry.cli import main
 from finsentry.config import REPO_ROOT, load_settings
 
 
-@pytest.mark.parametrize("command", ["run", "replay", "score", "webhook-sink", "demo", "config"])
+@pytest.mark.parametrize("command", ["run", "replay", "score", "webhook-sink", "demo", "config", "refresh"])
 def test_each_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])

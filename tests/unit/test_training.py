@@ -126,3 +126,31 @@ def test_evaluate_main_reproduces_metrics(tiny_run, capsys):
     rc = evaluate_main(["--model-dir", str(folder), "--max-eval-items", "48", "--check"])
     assert rc == 0
     assert "Tweets topic" in capsys.readouterr().out
+
+
+def test_promotion_rule_on_real_folders(tiny_run, tmp_path):
+    """The tiny model never beats the shipped one; the shipped one beats the tiny one."""
+    import json
+
+    from finsentry.config import REPO_ROOT
+    from inference import resolve_model_folder
+    from training import promote_if_better
+
+    _, _, tiny = tiny_run
+    shipped = resolve_model_folder(REPO_ROOT / "models")
+    reg = tmp_path / "registry"
+    reg.mkdir()
+    shutil.copytree(shipped, reg / shipped.name)
+    shutil.copytree(tiny, reg / tiny.name)
+
+    (reg / "DEFAULT").write_text(shipped.name + "\n")
+    refused = promote_if_better(reg, tiny.name, max_items=48)
+    assert not refused.promote and (reg / "DEFAULT").read_text().strip() == shipped.name
+
+    (reg / "DEFAULT").write_text(tiny.name + "\n")
+    accepted = promote_if_better(reg, shipped.name, max_items=48)
+    assert accepted.promote and (reg / "DEFAULT").read_text().strip() == shipped.name
+
+    log = [json.loads(line) for line in (reg / "promotions.jsonl").read_text().splitlines()]
+    assert [r["promote"] for r in log] == [False, True]
+    assert set(log[0]["champion_scores"]) == set(log[0]["challenger_scores"]) and log[0]["champion"] == shipped.name

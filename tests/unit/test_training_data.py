@@ -146,3 +146,25 @@ def test_import_training_without_torch():
         "assert callable(training.train_main) and callable(training.evaluate_main)\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_user_sentiment_files_with_column_mapping(tmp_path):
+    from training._data import load_user_sentiment, parse_label_map
+
+    a = tmp_path / "desk.csv"
+    filler = "".join(f"Gamma item {i} unchanged,Neutral\n" for i in range(30))
+    a.write_text("headline,tone\nAcme slumps,Bearish\nAcme soars,Bullish\nAcme meets,Neutral\nAcme ???,Unclear\n" + filler)
+    b = tmp_path / "more.jsonl"
+    b.write_text('{"headline": "Beta cuts guidance", "tone": "Bearish"}\n')
+    label_map = parse_label_map("Bearish=negative,Bullish=positive,Neutral=neutral")
+    ds = load_user_sentiment([a, b], "headline", "tone", label_map)
+    assert ds is not None
+    assert ds.texts[:3] == ["Acme slumps", "Acme soars", "Acme meets"] and ds.texts[-1] == "Beta cuts guidance"
+    assert len(ds) == 34
+    assert [ds.label_names[i] for i in ds.labels[:3]] + [ds.label_names[ds.labels[-1]]] == [
+        "negative", "positive", "neutral", "negative"]
+    assert len(ds.rejected) == 1 and ds.rejected[0].reason
+    assert load_user_sentiment([]) is None
+    assert parse_label_map("0=negative")[0] == "negative"
+    with pytest.raises(ValueError, match="RAW=NAME"):
+        parse_label_map("negative")
