@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--train-run", type=Path, default=None, help="training run with best.pt (the HF side)")
     bench.add_argument("--bootstrap", default=None, help="Kafka broker for the end-to-end part (default: start one)")
     bench.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu")
+    bench.add_argument("--sub-batch", type=int, default=0, help="rows per ONNX Runtime call (default: the scorer's)")
     bench.add_argument("--no-hf", action="store_true", help="skip the HF pipeline")
     bench.add_argument("--no-e2e", action="store_true", help="skip the end-to-end run through Kafka")
     bench.add_argument("--json", type=Path, default=Path("var/bench.json"), help="where to write the JSON record")
@@ -270,7 +271,8 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
     cfg = BenchConfig(model=settings.model.path, device=args.device, n=args.n, hf_n=min(args.hf_n, args.n),
                       repeats=args.repeats, batch_sizes=args.batch_sizes, hf_batch_sizes=args.hf_batch_sizes,
-                      bootstrap=args.bootstrap, e2e=not args.no_e2e, hf=not args.no_hf)
+                      bootstrap=args.bootstrap, e2e=not args.no_e2e, hf=not args.no_hf,
+                      sub_batch=args.sub_batch)
     if args.train_run is not None:
         cfg.train_run = args.train_run
     result = run_bench(cfg)

@@ -54,6 +54,7 @@ class BenchConfig:
     bootstrap: str | None = None
     e2e: bool = True
     hf: bool = True
+    sub_batch: int = 0  # rows per ONNX Runtime call; 0 = the scorer's default (inference.DEFAULT_SUB_BATCH)
     notes: list[str] = field(default_factory=list)
 
 
@@ -165,12 +166,13 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         inference.InferenceError: the model cannot be loaded.
     """
     texts = load_headlines(cfg.n)
-    scorer = Scorer(cfg.model, cfg.device)
+    scorer = Scorer(cfg.model, cfg.device, **({"sub_batch": cfg.sub_batch} if cfg.sub_batch else {}))
     hf = _hf_side(cfg, scorer)
     result: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
         "cpu": platform.processor() or platform.machine(), "usable_cores": usable_cpu_count(),
         "provider": scorer.provider, "model": scorer.version, "model_file": scorer.model_file.name,
+        "sub_batch": scorer.sub_batch,
         "headlines": len(texts), "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
     }
     result |= _model_only(cfg, scorer, texts, hf)

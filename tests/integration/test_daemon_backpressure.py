@@ -38,10 +38,12 @@ class _SlowScorer:
         self.version, self.provider = scorer.version, scorer.provider
         self.daemon: Daemon | None = None
         self.calls: list[tuple[set, set, set]] = []  # (paused at start, paused mid-way, assigned)
+        self.sizes: list[int] = []
 
     def score_items(self, items: Sequence[NewsItem]) -> list[ScoredItem | Unscored]:
         assert self.daemon is not None
         consumer = self.daemon.consumer
+        self.sizes.append(len(items))
         at_start = set(consumer.paused())
         time.sleep(SCORE_SECONDS / 2)
         mid = set(consumer.paused())
@@ -94,6 +96,7 @@ def test_scorer_slower_than_poll_interval_no_rebalance_no_loss(
     assert expired == [], [r.getMessage() for r in expired]
     assert daemon.stats.consumed == N_ITEMS and daemon.stats.scored == N_ITEMS
     assert daemon.stats.pauses >= 1 and len(slow.calls) >= 2
+    assert max(slow.sizes) == MAX_BATCH and sum(slow.sizes) == N_ITEMS  # a batch closes at max_batch
     for i, (at_start, mid, assigned) in enumerate(slow.calls):
         assert assigned, "partitions stayed assigned"
         if i > 0:
