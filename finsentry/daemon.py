@@ -142,6 +142,7 @@ class Daemon:
         self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finsentry-score")
         self._in_flight: tuple[Future, _Batch] | None = None
         self._in_hand: set[int] = set()  # partitions with records consumed but not yet windowed
+        self._unassigned_since: float | None = None  # monotonic s; see _refresh_if_unassigned
         self.delivery = build_delivery(settings)  # before Kafka: a bad secret fails at once
         self.outbox = self.delivery.outbox
         k = settings.kafka
@@ -196,11 +197,11 @@ class Daemon:
                     self._submit(batch)
                 elif stopping:
                     break
-                elif idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s:
-                    assigned = self._assigned()
-                    if assigned and self._idle_partitions() >= assigned:
-                        log.info("idle for %.1f s and caught up: exiting", idle_exit_s)
-                        break
+                elif idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s and self._caught_up():
+                    log.info("idle for %.1f s and caught up: exiting", idle_exit_s)
+                    break
+                else:
+                    self._refresh_if_unassigned()
         finally:
             self.close()
         return self.stats
@@ -225,6 +226,26 @@ class Daemon:
         if batch.records:
             self.stats.batches += 1
         return batch
+
+    def _refresh_if_unassigned(self, after_s: float = 5.0) -> None:
+        """Fetch fresh cluster metadata when the consumer has had no partition for ``after_s`` seconds.
+
+        A group joined while the broker's metadata for a just-created topic
+        was not yet visible gets an empty assignment, and kafka-python only
+        notices the topic at its next metadata refresh (``metadata.max.age.ms``,
+        5 min); a fresh fetch (``KafkaConsumer.topics()``) lets the coordinator
+        see the changed metadata and rejoin at the next poll.
+        """
+        if self.consumer.assignment():
+            self._unassigned_since = None
+            return
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since >= after_s:
+            log.info("no partition assigned for %.0f s: refreshing metadata", now - self._unassigned_since)
+            self.consumer.topics()
+            self._unassigned_since = now
 
     def _submit(self, batch: _Batch) -> None:
         """Hand a batch to the scoring thread (the previous one must be finished)."""
@@ -279,6 +300,11 @@ class Daemon:
         self.stats.scored += len(out.scored)
         self.stats.dead_lettered += len(out.dead)
         self.stats.late += len(out.late)
+
+    def _caught_up(self) -> bool:
+        """Partitions are assigned and every one has reached its log end."""
+        assigned = self._assigned()
+        return bool(assigned) and self._idle_partitions() >= assigned
 
     def _assigned(self) -> set[int]:
         return {tp.partition for tp in self.consumer.assignment()}
