@@ -68,7 +68,8 @@ class DaemonStats:
     windows_closed: int = 0
     alerts: list[Alert] = field(default_factory=list)
     batches: int = 0
-    #: consumed → scored latency of the last 100,000 items, ms (poll return → scored record sent and flushed).
+    #: consumed → scored latency of the last 100,000 items, ms (poll return → scored record handed to the
+    #: producer; the flush follows in the same loop turn).
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     #: times the consumer paused its partitions because the scoring queue was full.
     pauses: int = 0
@@ -267,12 +268,12 @@ class Daemon:
             return None
         future, batch = self._in_flight
         if not future.done():
-            paused = set(self.consumer.assignment())
-            self.consumer.pause(*paused)
+            paused: set[TopicPartition] = set()
             self.stats.pauses += 1
             try:
                 while not future.done():
-                    self.consumer.poll(timeout_ms=100, max_records=1)
+                    paused |= self._pause_assigned()
+                    self._seek_back(self.consumer.poll(timeout_ms=100, max_records=1))
             finally:
                 assigned = self.consumer.assignment()
                 self.consumer.resume(*[tp for tp in paused if tp in assigned])
@@ -281,6 +282,19 @@ class Daemon:
         now = time.monotonic()
         self.stats.latency_ms.extend((now - t) * 1000.0 for t in batch.polled_at)
         return batch
+
+    def _pause_assigned(self) -> set[TopicPartition]:
+        """Pause every assigned partition (also those a rebalance just added); returns them."""
+        assigned = set(self.consumer.assignment())
+        self.consumer.pause(*assigned)
+        return assigned
+
+    def _seek_back(self, polled: dict) -> None:
+        """Rewind partitions that delivered records while paused-polling (a rebalance added
+        them between pause and poll), so those records are consumed again, never dropped."""
+        for tp, records in polled.items():
+            if records:
+                self.consumer.seek(tp, min(r.offset for r in records))
 
     def _commit(self, done: _Batch | None) -> None:
         """Commit the offsets of a finished batch (never those of a batch still in hand)."""
