@@ -99,6 +99,21 @@ def _parser() -> argparse.ArgumentParser:
     refresh.add_argument("--now", action="store_true", help="run one refresh now and exit")
 
     _add_backtest_parser(sub)
+
+    bench = sub.add_parser("bench", help="scoring throughput: finsentry vs a HF pipeline, end to end, vs the CPU limit")
+    bench.add_argument("--n", type=int, default=2000, help="Benzinga headlines to score (default 2000)")
+    bench.add_argument("--hf-n", type=int, default=500, help="of which compared with the HF pipeline (default 500)")
+    bench.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians reported (default 3)")
+    bench.add_argument("--batch-sizes", type=_int_list, default=(1, 8, 32, 64, 256), help="finsentry micro-batches")
+    bench.add_argument("--hf-batch-sizes", type=_int_list, default=(1, 8, 32, 64), help="HF pipeline batch sizes")
+    bench.add_argument("--train-run", type=Path, default=None, help="training run with best.pt (the HF side)")
+    bench.add_argument("--bootstrap", default=None, help="Kafka broker for the end-to-end part (default: start one)")
+    bench.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu")
+    bench.add_argument("--sub-batch", type=int, default=0, help="rows per ONNX Runtime call (default: the scorer's)")
+    bench.add_argument("--no-hf", action="store_true", help="skip the HF pipeline")
+    bench.add_argument("--no-e2e", action="store_true", help="skip the end-to-end run through Kafka")
+    bench.add_argument("--json", type=Path, default=Path("var/bench.json"), help="where to write the JSON record")
+
     sub.add_parser("config", help="validate and print the effective configuration")
     sub.add_parser("train", help="fine-tune, evaluate and export a model (see finsentry train --help)", add_help=False)
     sub.add_parser("evaluate", help="evaluate a model folder (see finsentry evaluate --help)", add_help=False)
@@ -334,6 +349,33 @@ def _cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    """``"1,8,32"`` -> ``(1, 8, 32)``; argparse turns the ValueError into a usage error."""
+    values = tuple(int(v) for v in text.split(",") if v.strip())
+    if not values or min(values) < 1:
+        raise ValueError(f"expected positive integers separated by commas, got {text!r}")
+    return values
+
+
+def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from finsentry.bench import BenchConfig, format_table, run_bench
+
+    cfg = BenchConfig(model=settings.model.path, device=args.device, n=args.n, hf_n=min(args.hf_n, args.n),
+                      repeats=args.repeats, batch_sizes=args.batch_sizes, hf_batch_sizes=args.hf_batch_sizes,
+                      bootstrap=args.bootstrap, e2e=not args.no_e2e, hf=not args.no_hf,
+                      sub_batch=args.sub_batch)
+    if args.train_run is not None:
+        cfg.train_run = args.train_run
+    result = run_bench(cfg)
+    print(format_table(result))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"JSON written to {args.json}")
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     print(settings.model_dump_json(indent=2))
     return 0
@@ -349,6 +391,7 @@ _COMMANDS = {
     "demo": _cmd_demo,
     "refresh": _cmd_refresh,
     "config": _cmd_config,
+    "bench": _cmd_bench,
 }
 
 if __name__ == "__main__":  # pragma: no cover

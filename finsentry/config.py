@@ -73,7 +73,7 @@ class KafkaSettings(_Section):
     partitions: int = Field(default=4, ge=1, le=1024, description="partitions of topics finsentry creates")
     create_topics: bool = Field(default=True, description="create missing topics at start")
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1_000, description="kafka max.poll.interval.ms; the daemon keeps polling (partitions paused) while a batch is scored, so a slow model does not need a large value")
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
 
 

@@ -3,14 +3,21 @@
 One loop, top to bottom (:meth:`Daemon.run`):
 
 1. **consume** a micro-batch from the raw topic (up to ``batch.max_batch``
-   records or ``batch.max_wait_ms``, whichever comes first);
-2. **score** it (:class:`finsentry.pipeline.Pipeline`: decode, model, windows);
+   records or ``batch.max_wait_ms``, whichever comes first), while the
+   previous batch is being scored on the scoring thread;
+2. **score** it (:class:`finsentry.pipeline.Pipeline`: decode, model, windows)
+   on the scoring thread. At most one batch is scored and one is held in
+   hand: when both slots are full the consumer **pauses** its partitions and
+   keeps calling ``poll()`` (heartbeats, ``max.poll.interval.ms``) until the
+   scoring thread is done, then **resumes** them (back-pressure: memory stays
+   bounded and a slow model never costs the group membership);
 3. **write** scored records to the scored topic and bad records to the
    dead-letter topic (with reason, partition and offset);
 4. **close windows** whose end the watermark passed and run the detector;
 5. **outbox**: store each alert durably in the outbox (SQLite); delivery
    workers, one thread per endpoint, POST it from there in the background;
-6. **commit** the consumed offsets, only after 3–5 are done (at-least-once).
+6. **commit** the offsets of the scored batch (not of the batch in hand),
+   only after 3–5 are done (at-least-once).
 
 A stop request (SIGTERM/SIGINT through :meth:`Daemon.stop`) lets the batch in
 hand finish, commits, gives the delivery workers up to
@@ -22,9 +29,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from alerts import (
     Alert,
@@ -58,6 +68,27 @@ class DaemonStats:
     windows_closed: int = 0
     alerts: list[Alert] = field(default_factory=list)
     batches: int = 0
+    #: consumed → scored latency of the last 100,000 items, ms (poll return → scored record handed to the
+    #: producer; the flush follows in the same loop turn).
+    latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    #: times the consumer paused its partitions because the scoring queue was full.
+    pauses: int = 0
+
+
+@dataclass
+class _Batch:
+    """A consumed micro-batch: its records and the monotonic time each was polled (s)."""
+
+    records: list[RecordLike] = field(default_factory=list)
+    polled_at: list[float] = field(default_factory=list)
+
+    def offsets(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Per partition, the offset to commit once this batch is done (last offset + 1)."""
+        last: dict[TopicPartition, int] = {}
+        for r in self.records:
+            tp = TopicPartition(r.topic, r.partition)
+            last[tp] = max(last.get(tp, -1), r.offset)
+        return {tp: OffsetAndMetadata(off + 1, "", -1) for tp, off in last.items()}
 
 
 def build_pipeline(settings: Settings, scorer: Scorer | None = None) -> Pipeline:
@@ -109,6 +140,10 @@ class Daemon:
         self.pipeline = pipeline or build_pipeline(settings)
         self.stats = DaemonStats()
         self._stop = threading.Event()
+        self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finsentry-score")
+        self._in_flight: tuple[Future, _Batch] | None = None
+        self._in_hand: set[int] = set()  # partitions with records consumed but not yet windowed
+        self._unassigned_since: float | None = None  # monotonic s; see _refresh_if_unassigned
         self.delivery = build_delivery(settings)  # before Kafka: a bad secret fails at once
         self.outbox = self.delivery.outbox
         k = settings.kafka
@@ -126,7 +161,7 @@ class Daemon:
         )
         self.delivery.start()
         log.info(
-            "daemon ready: model %s on %s, group %s, topic %s",
+            "daemon ready: model %s, provider=%s, group %s, topic %s",
             self.pipeline.scorer.version,
             self.pipeline.scorer.provider,
             k.group_id,
@@ -147,43 +182,125 @@ class Daemon:
         """
         last_record = time.monotonic()
         try:
-            while not self._stop.is_set():
-                records = self._consume()
-                if records:
+            while True:
+                stopping = self._stop.is_set()
+                batch = _Batch() if stopping else self._consume()
+                done = self._finish_scoring()
+                self._in_hand = {r.partition for r in batch.records}
+                if batch.records:
                     last_record = time.monotonic()
-                    self._write(self.pipeline.process(records))
                 alerts = self._close_windows()
                 self._alert(alerts)
-                if records or alerts:
+                if done is not None or alerts:
                     self.producer.flush()
-                    self.consumer.commit()
-                elif idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s:
-                    assigned = self._assigned()
-                    if assigned and self._idle_partitions() >= assigned:
-                        log.info("idle for %.1f s and caught up: exiting", idle_exit_s)
-                        break
+                    self._commit(done)
+                if batch.records:
+                    self._submit(batch)
+                elif stopping:
+                    break
+                elif idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s and self._caught_up():
+                    log.info("idle for %.1f s and caught up: exiting", idle_exit_s)
+                    break
+                else:
+                    self._refresh_if_unassigned()
         finally:
             self.close()
         return self.stats
 
     # -- the stages' Kafka edges -------------------------------------------------
 
-    def _consume(self) -> list[RecordLike]:
-        """Poll until ``max_batch`` records or ``max_wait_ms`` have passed."""
+    def _consume(self) -> _Batch:
+        """Poll until ``max_batch`` records or ``max_wait_ms`` have passed (a micro-batch)."""
         max_batch = self.settings.batch.max_batch
         deadline = time.monotonic() + self.settings.batch.max_wait_ms / 1000.0
-        batch: list[RecordLike] = []
-        while len(batch) < max_batch and not self._stop.is_set():
+        batch = _Batch()
+        while len(batch.records) < max_batch and not self._stop.is_set():
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
-            polled = self.consumer.poll(timeout_ms=remaining_ms, max_records=max_batch - len(batch))
+            polled = self.consumer.poll(timeout_ms=remaining_ms, max_records=max_batch - len(batch.records))
+            now = time.monotonic()
             for records in polled.values():
-                batch.extend(records)
-        self.stats.consumed += len(batch)
-        if batch:
+                batch.records.extend(records)
+                batch.polled_at.extend([now] * len(records))
+        self.stats.consumed += len(batch.records)
+        if batch.records:
             self.stats.batches += 1
         return batch
+
+    def _refresh_if_unassigned(self, after_s: float = 5.0) -> None:
+        """Fetch fresh cluster metadata when the consumer has had no partition for ``after_s`` seconds.
+
+        A group joined while the broker's metadata for a just-created topic
+        was not yet visible gets an empty assignment, and kafka-python only
+        notices the topic at its next metadata refresh (``metadata.max.age.ms``,
+        5 min); a fresh fetch (``KafkaConsumer.topics()``) lets the coordinator
+        see the changed metadata and rejoin at the next poll.
+        """
+        if self.consumer.assignment():
+            self._unassigned_since = None
+            return
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since >= after_s:
+            log.info("no partition assigned for %.0f s: refreshing metadata", now - self._unassigned_since)
+            self.consumer.topics()
+            self._unassigned_since = now
+
+    def _submit(self, batch: _Batch) -> None:
+        """Hand a batch to the scoring thread (the previous one must be finished)."""
+        assert self._in_flight is None, "one batch in flight at most"
+        self._in_flight = (self._scoring.submit(self.pipeline.process, batch.records), batch)
+
+    def _finish_scoring(self) -> _Batch | None:
+        """Wait for the batch on the scoring thread, write its outputs; None when none was in flight.
+
+        While waiting, the assigned partitions are paused and ``poll()`` keeps
+        running (it returns nothing for paused partitions), so heartbeats and
+        the ``max.poll.interval.ms`` clock are served however slow scoring is;
+        they are resumed before returning.
+
+        Raises:
+            whatever the pipeline raised on the scoring thread.
+        """
+        if self._in_flight is None:
+            return None
+        future, batch = self._in_flight
+        if not future.done():
+            paused: set[TopicPartition] = set()
+            self.stats.pauses += 1
+            try:
+                while not future.done():
+                    paused |= self._pause_assigned()
+                    self._seek_back(self.consumer.poll(timeout_ms=100, max_records=1))
+            finally:
+                assigned = self.consumer.assignment()
+                self.consumer.resume(*[tp for tp in paused if tp in assigned])
+        self._in_flight = None
+        self._write(future.result())
+        now = time.monotonic()
+        self.stats.latency_ms.extend((now - t) * 1000.0 for t in batch.polled_at)
+        return batch
+
+    def _pause_assigned(self) -> set[TopicPartition]:
+        """Pause every assigned partition (also those a rebalance just added); returns them."""
+        assigned = set(self.consumer.assignment())
+        self.consumer.pause(*assigned)
+        return assigned
+
+    def _seek_back(self, polled: dict) -> None:
+        """Rewind partitions that delivered records while paused-polling (a rebalance added
+        them between pause and poll), so those records are consumed again, never dropped."""
+        for tp, records in polled.items():
+            if records:
+                self.consumer.seek(tp, min(r.offset for r in records))
+
+    def _commit(self, done: _Batch | None) -> None:
+        """Commit the offsets of a finished batch (never those of a batch still in hand)."""
+        offsets = done.offsets() if done is not None else {}
+        if offsets:
+            self.consumer.commit(offsets=offsets)
 
     def _write(self, out: BatchOutput) -> None:
         k = self.settings.kafka
@@ -198,6 +315,11 @@ class Daemon:
         self.stats.dead_lettered += len(out.dead)
         self.stats.late += len(out.late)
 
+    def _caught_up(self) -> bool:
+        """Partitions are assigned and every one has reached its log end."""
+        assigned = self._assigned()
+        return bool(assigned) and self._idle_partitions() >= assigned
+
     def _assigned(self) -> set[int]:
         return {tp.partition for tp in self.consumer.assignment()}
 
@@ -205,6 +327,8 @@ class Daemon:
         """Assigned partitions whose position has reached the last known log end."""
         idle: set[int] = set()
         for tp in self.consumer.assignment():
+            if tp.partition in self._in_hand:  # consumed but not windowed yet: not caught up
+                continue
             high = self.consumer.highwater(tp)
             if high is None:
                 continue
@@ -236,6 +360,7 @@ class Daemon:
     def close(self) -> None:
         """Flush, commit what was processed, close the clients (idempotent)."""
         try:
+            self._scoring.shutdown(wait=True)
             self.producer.flush()
             self.producer.close()
         finally:

@@ -5,14 +5,24 @@ folder), :class:`ScoredItem` (the scored-topic record), :class:`ModelFolder`
 and the registry helpers, and the exception hierarchy.
 """
 
+from inference._batching import length_sorted_batches, padded_tokens
 from inference._errors import InferenceError, ModelFolderError, ProviderError
 from inference._manifest import ManifestError, sha256_file, verify_manifest, write_manifest
 from inference._registry import ModelFolder, resolve_model_folder
 from inference._scored import SENTIMENT_LABELS, ScoredItem
-from inference._scorer import Scorer, TextScores, Unscored, item_text
-from inference._session import create_session, usable_cpu_count
+from inference._metrics import model_info, record_provider
+from inference._scorer import DEFAULT_SUB_BATCH, Scorer, TextScores, Unscored, item_text, model_file
+from inference._session import cgroup_cpu_limit, create_session, session_options, usable_cpu_count
 
 __all__ = [
+    "DEFAULT_SUB_BATCH",
+    "cgroup_cpu_limit",
+    "length_sorted_batches",
+    "model_file",
+    "model_info",
+    "padded_tokens",
+    "record_provider",
+    "session_options",
     "InferenceError",
     "ManifestError",
     "ModelFolder",

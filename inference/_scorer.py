@@ -11,13 +11,21 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from inference._batching import length_sorted_batches
 from inference._errors import ModelFolderError
+from inference._metrics import record_provider
 from inference._registry import ModelFolder
 from inference._scored import SENTIMENT_LABELS, ScoredItem
-from inference._session import Device, create_session
+from inference._session import CUDA, Device, create_session
 from ingest import NewsItem
 
-__all__ = ["Scorer", "TextScores", "Unscored", "item_text"]
+__all__ = ["DEFAULT_SUB_BATCH", "Scorer", "TextScores", "Unscored", "item_text", "model_file"]
+
+#: Rows per ONNX Runtime call after length sorting. Measured on the 2-core dev
+#: box with Benzinga headlines (benchmarks/RESULTS.md, issue #4): 16-64 are
+#: within noise of each other; larger sub-batches add padding again.
+DEFAULT_SUB_BATCH = 32
+FP16_MODEL = "model.fp16.onnx"
 
 _TAG = re.compile(r"<[^>]{0,500}>")
 _SPACE = re.compile(r"\s+")
@@ -45,6 +53,19 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def model_file(folder: Path, device: Device) -> Path:
+    """The ONNX file to load: ``model.fp16.onnx`` when CUDA will be used and the
+    folder offers one (manifest-checked like every file), else ``model.onnx``
+    (the int8 model on CPU when the trainer's gate published int8).
+    """
+    import onnxruntime as ort
+
+    fp16 = folder / FP16_MODEL
+    if device != "cpu" and fp16.is_file() and CUDA in ort.get_available_providers():
+        return fp16
+    return folder / "model.onnx"
 
 
 @dataclass(frozen=True)
@@ -77,15 +98,34 @@ class Scorer:
         device: ``auto`` | ``cpu`` | ``gpu`` (see ``create_session``).
         intra_op_threads: 0 = cores available to this process.
         verify: check the manifest's sha256 digests before loading.
+        sub_batch: most rows per ONNX Runtime call; a call's texts are sorted
+            by token length and cut into sub-batches of this size (less padding).
+        spin: let ONNX Runtime's idle threads busy-wait (see ``session_options``).
+
+    Attributes:
+        provider: the execution provider really in use (logged at load and
+            exported as the ``provider`` label of ``finsentry_model_info``).
 
     Raises:
         ModelFolderError: the folder is incomplete or fails its manifest.
         ProviderError: ``device="gpu"`` without a usable CUDA provider.
     """
 
-    def __init__(self, model_path: Path, device: Device = "auto", intra_op_threads: int = 0, verify: bool = True):
+    def __init__(
+        self,
+        model_path: Path,
+        device: Device = "auto",
+        intra_op_threads: int = 0,
+        verify: bool = True,
+        sub_batch: int = DEFAULT_SUB_BATCH,
+        spin: bool = True,
+    ):
+        if sub_batch < 1:
+            raise ValueError(f"sub_batch must be >= 1, got {sub_batch}")
         self.folder = ModelFolder.load(Path(model_path), verify=verify)
-        self.session = create_session(self.folder.path / "model.onnx", device, intra_op_threads)
+        self.model_file = model_file(self.folder.path, device)
+        self.session = create_session(self.model_file, device, intra_op_threads, spin)
+        self.sub_batch = sub_batch
         self.tokenizer = Tokenizer.from_file(str(self.folder.path / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.folder.max_length)
@@ -94,8 +134,10 @@ class Scorer:
         self._output_names = [o.name for o in self.session.get_outputs()]
         if "sentiment_logits" not in self._output_names:
             raise ModelFolderError(
-                f"{self.folder.path / 'model.onnx'}: no 'sentiment_logits' output (has {self._output_names})"
+                f"{self.model_file}: no 'sentiment_logits' output (has {self._output_names})"
             )
+        self._cuda = self.provider == CUDA
+        record_provider(self.provider, self.version)
 
     @property
     def version(self) -> str:
@@ -123,7 +165,10 @@ class Scorer:
             to int64 [batch, seq] padded to the longest text; truncated is
             bool [batch].
         """
-        encodings = self.tokenizer.encode_batch(list(texts))
+        return self._feeds(self.tokenizer.encode_batch(list(texts)))
+
+    def _feeds(self, encodings: Sequence) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Pad ``tokenizers`` encodings to the longest one (see :meth:`encode`)."""
         seq = max((len(e.ids) for e in encodings), default=1) or 1
         batch = len(encodings)
         ids = np.full((batch, seq), self._pad_id, dtype=np.int64)
@@ -139,23 +184,62 @@ class Scorer:
         available = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return {name: available[name] for name in self._input_names}, truncated
 
+    def logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Raw model outputs of texts, in input order.
+
+        The texts are tokenized in one call, sorted by token length, cut into
+        sub-batches of at most ``sub_batch`` rows (one ONNX Runtime call
+        each, padded to its own longest row) and the outputs are written
+        back at each text's input position.
+
+        Args:
+            texts: n strings.
+
+        Returns:
+            ``{output name: float32 [n, width]}`` for every graph output, plus
+            ``"truncated"``: bool [n].
+        """
+        encodings = self.tokenizer.encode_batch(list(texts))
+        out: dict[str, np.ndarray] = {"truncated": np.zeros(len(encodings), dtype=bool)}
+        for rows in length_sorted_batches([len(e.ids) for e in encodings], self.sub_batch):
+            feeds, truncated = self._feeds([encodings[i] for i in rows])
+            out["truncated"][rows] = truncated
+            for name, value in zip(self._output_names, self._run(feeds)):
+                value = np.asarray(value, dtype=np.float32)
+                if name not in out:
+                    out[name] = np.zeros((len(encodings), value.shape[1]), dtype=np.float32)
+                out[name][rows] = value
+        return out
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One ONNX Runtime call; on CUDA through IO binding (inputs copied once, outputs bound to host)."""
+        if not self._cuda:
+            return self.session.run(self._output_names, feeds)
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        for name in self._output_names:
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
+
     def score_texts(self, texts: Sequence[str]) -> TextScores:
-        """Score raw texts in one ONNX Runtime call.
+        """Score raw texts (length-sorted sub-batches, see :meth:`logits`).
 
         Args:
             texts: n non-empty strings.
 
         Returns:
-            TextScores with sentiment float32 [n, 3] and topic [n, n_topics].
+            TextScores with sentiment float32 [n, 3] and topic [n, n_topics],
+            rows in input order.
         """
         if not texts:
             return TextScores(np.zeros((0, 3), np.float32), None, np.zeros(0, bool))
-        feeds, truncated = self.encode(texts)
-        outputs = dict(zip(self._output_names, self.session.run(self._output_names, feeds)))
-        sentiment = _softmax(np.asarray(outputs["sentiment_logits"], dtype=np.float32))
+        outputs = self.logits(texts)
+        sentiment = _softmax(outputs["sentiment_logits"])
         topic = outputs.get("topic_logits")
-        topic_p = _softmax(np.asarray(topic, dtype=np.float32)) if topic is not None else None
-        return TextScores(sentiment, topic_p, truncated)
+        topic_p = _softmax(topic) if topic is not None else None
+        return TextScores(sentiment, topic_p, outputs["truncated"])
 
     def score_items(self, items: Sequence[NewsItem]) -> list[ScoredItem | Unscored]:
         """Score news items as one micro-batch.
