@@ -31,16 +31,18 @@ from alerts import (
     DeliveryService,
     Endpoint,
     Outbox,
+    EventTimeWindows,
+    EwmaBaseline,
     RetryPolicy,
+    SpikeDetector,
     ThresholdDetector,
-    TumblingWindows,
     load_secrets,
 )
 from finsentry.broker import create_topics
 from finsentry.config import Settings
 from finsentry.pipeline import BatchOutput, Pipeline
 from inference import Scorer
-from ingest import RecordLike, make_consumer, make_producer
+from ingest import RecordLike, TickerExtractor, load_aliases, make_consumer, make_producer
 
 __all__ = ["Daemon", "DaemonStats", "build_delivery", "build_pipeline"]
 
@@ -65,15 +67,25 @@ def build_pipeline(settings: Settings, scorer: Scorer | None = None) -> Pipeline
 
     Raises:
         inference.ModelFolderError, inference.ProviderError: model problems.
+        ingest.FeedError: the alias CSV cannot be read.
     """
     if scorer is None:
         scorer = Scorer(settings.model.path, settings.model.device, settings.model.intra_op_threads)
-    windows = TumblingWindows(
-        size_ms=int(settings.windows.size_minutes * 60_000),
-        allowed_lateness_ms=int(settings.windows.allowed_lateness_minutes * 60_000),
+    w, d = settings.windows, settings.detector
+    windows = EventTimeWindows(
+        size_ms=round(w.size_minutes * 60_000),
+        allowed_lateness_ms=round(w.allowed_lateness_minutes * 60_000),
+        hop_ms=None if w.hop_minutes is None else round(w.hop_minutes * 60_000),
+        key_types=w.key_types,
     )
-    detector = ThresholdDetector(settings.detector.min_negative, settings.detector.min_neg_share)
-    return Pipeline(scorer, windows, detector)
+    detector: SpikeDetector | ThresholdDetector
+    if d.kind == "threshold":
+        detector = ThresholdDetector(d.min_negative, d.min_neg_share)
+    else:
+        baseline = EwmaBaseline(d.baseline_halflife_windows, d.prior_share, d.prior_windows)
+        detector = SpikeDetector(d.min_negative, d.min_neg_share, d.alpha, d.resolve_share, baseline, d.rules)
+    tickers = TickerExtractor(load_aliases(w.aliases_csv) if w.aliases_csv else None)
+    return Pipeline(scorer, windows, detector, tickers, max_future_ms=round(w.max_future_minutes * 60_000))
 
 
 def build_delivery(settings: Settings) -> DeliveryService:
@@ -113,7 +125,10 @@ class Daemon:
         self.outbox = self.delivery.outbox
         k = settings.kafka
         if k.create_topics:
-            create_topics(k.bootstrap, {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1})
+            create_topics(
+                k.bootstrap,
+                {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1, k.late_topic: 1},
+            )
         self.producer: KafkaProducer = make_producer(k.bootstrap)
         self.consumer: KafkaConsumer = make_consumer(
             k.bootstrap,
@@ -190,6 +205,8 @@ class Daemon:
         for _, scored in out.scored:
             key = (scored.tickers[0] if scored.tickers else scored.source).encode()
             self.producer.send(k.scored_topic, key=key, value=scored.to_json(), timestamp_ms=scored.published_ms)
+        for late in out.late_events:  # the late-events output (late or future-dated, with lateness)
+            self.producer.send(k.late_topic, key=late.item.item_id.encode(), value=late.to_json())
         for dead in out.dead:
             headers = [("finsentry-reason", dead.reason.encode())]
             self.producer.send(k.dlq_topic, key=dead.key, value=dead.to_json(), headers=headers)
@@ -222,7 +239,8 @@ class Daemon:
         watermark back until it delivers or is idle (caught up).
         """
         self.pipeline.windows.assign_partitions(self._assigned())
-        closed, alerts = self.pipeline.close_windows(self._idle_partitions())
+        idle = self._idle_partitions() if self.settings.windows.idle_advance else set()
+        closed, alerts = self.pipeline.close_windows(idle)
         self.stats.windows_closed += len(closed)
         return alerts
 
