@@ -8,12 +8,13 @@ calculation of weighted mean and variance", eq. 143; West 1979)::
     mean = mean + a * d
     var  = (1 - a) * (var + a * d * d)
 
-``a = 1 - 2 ** (-1 / halflife)``, so an observation's weight halves every
-``halflife`` windows. A key starts from a prior (``prior_share``, with the
-binomial variance ``p (1 - p)``) that counts as ``prior_windows`` windows:
-while fewer than that many windows were seen the mean is the blend
-``(prior_windows * prior + seen * ewma) / (prior_windows + seen)``, so a
-new key neither alerts on its first window nor learns from one window only.
+``a = max(1 - 2 ** (-1 / halflife), 1 / (prior_windows + seen + 1))``: in the
+long run an observation's weight halves every ``halflife`` windows. A key
+starts at the prior (``prior_share``, variance ``p (1 - p)``) counted as
+``prior_windows`` windows: the ``1 / (prior_windows + seen + 1)`` term makes
+the first updates an exact running mean of the prior and the windows seen
+(as a Beta-binomial prior would), so a new key learns quickly but not from
+one window only.
 """
 
 from __future__ import annotations
@@ -57,17 +58,12 @@ class EwmaBaseline:
         self._state: dict[tuple[str, str], BaselineState] = {}
 
     def share(self, key: tuple[str, str]) -> float:
-        """The baseline negative share of ``key`` ((key_type, key)), blended with the prior."""
+        """The baseline negative share of ``key`` ((key_type, key)), in [0, 1]."""
         s = self._state.get(key)
-        if s is None:
-            return self._prior
-        if s.windows >= self._prior_windows:
-            return s.mean
-        w = self._prior_windows
-        return (w * self._prior + s.windows * s.mean) / (w + s.windows)
+        return self._prior if s is None else s.mean
 
     def std(self, key: tuple[str, str]) -> float:
-        """The EWMA standard deviation of the share of ``key`` (the prior's binomial one at first)."""
+        """The EWMA standard deviation of the share of ``key``."""
         s = self._state.get(key)
         var = self._prior * (1 - self._prior) if s is None else s.var
         return max(var, 0.0) ** 0.5
@@ -81,10 +77,8 @@ class EwmaBaseline:
         """Learn one window's negative share (in [0, 1]) for ``key``."""
         s = self._state.get(key)
         if s is None:
-            s = self._state[key] = BaselineState(mean=share, var=self._prior * (1 - self._prior))
-            s.windows = 1
-            return
-        a = self._a
+            s = self._state[key] = BaselineState(mean=self._prior, var=self._prior * (1 - self._prior))
+        a = max(self._a, 1.0 / (self._prior_windows + s.windows + 1))
         d = share - s.mean
         s.mean += a * d
         s.var = (1 - a) * (s.var + a * d * d)

@@ -93,16 +93,20 @@ class SpikeDetector:
     * every user rule (``rules``) is true on the window's statistics.
 
     Firing windows open an episode (one firing alert, then silence while
-    firing); see ``alerts._lifecycle`` for when it resolves. The baseline
-    learns only from windows that neither fire nor belong to an open episode,
-    so a spike does not raise its own baseline. Severity is from Cohen's h
-    of ``neg_share`` against ``p0``.
+    firing); see ``alerts._lifecycle``. A window is *calm*, and ends an open
+    episode, when it does not fire and ``neg_share < resolve_share`` or
+    ``p_value >= resolve_p`` (hysteresis: both bounds lie well inside the
+    firing condition). The baseline learns from every closed window after it
+    was tested (so a key whose normal share is high stops alerting once its
+    baseline has learnt it; one spike window moves the EWMA by only ``a``).
+    Severity is from Cohen's h of ``neg_share`` against ``p0``.
 
     Args:
         min_negative: minimum negative count, >= 1.
         min_neg_share: minimum negative share, [0, 1].
         alpha: significance level of the binomial test, (0, 1].
-        resolve_share: hysteresis bound; default ``min_neg_share / 2``.
+        resolve_share: hysteresis share bound; default ``min_neg_share / 2``.
+        resolve_p: hysteresis p-value bound, in (alpha, 1]; default 0.05.
         baseline: the per-key baseline (default ``EwmaBaseline()``).
         rules: extra conditions (texts are compiled with ``compile_rule``).
 
@@ -117,6 +121,7 @@ class SpikeDetector:
         min_neg_share: float,
         alpha: float = 0.001,
         resolve_share: float | None = None,
+        resolve_p: float = 0.05,
         baseline: EwmaBaseline | None = None,
         rules: Sequence[str | Rule] = (),
     ) -> None:
@@ -128,8 +133,13 @@ class SpikeDetector:
         self.alpha = float(alpha)
         self.baseline = baseline or EwmaBaseline()
         self.rules: tuple[Rule, ...] = tuple(r if isinstance(r, Rule) else compile_rule(r) for r in rules)
-        share = self.min_neg_share / 2 if resolve_share is None else float(resolve_share)
-        self.lifecycle = AlertLifecycle(share)
+        self.resolve_share = self.min_neg_share / 2 if resolve_share is None else float(resolve_share)
+        if not 0.0 <= self.resolve_share <= self.min_neg_share:
+            raise ValueError(f"resolve_share must be in [0, min_neg_share], got {resolve_share!r}")
+        if not self.alpha < resolve_p <= 1.0:
+            raise ValueError(f"resolve_p must be in (alpha, 1], got {resolve_p!r}")
+        self.resolve_p = float(resolve_p)
+        self.lifecycle = AlertLifecycle()
         parts = [f"neg_count>={self.min_negative}", f"neg_share>={self.min_neg_share!r}", f"p<={self.alpha!r}"]
         self._rule = "&".join(parts + [f"({r.text})" for r in self.rules])
 
@@ -189,11 +199,11 @@ class SpikeDetector:
             fires = self.fires(w, stats)
             was_open = self.lifecycle.firing(key)
             alert = self._alert(w, stats) if fires and not was_open else None
-            message = self.lifecycle.observe(key, w.end_ms, fires, w.neg_share, alert)
+            calm = w.neg_share < self.resolve_share or stats["p_value"] >= self.resolve_p
+            message = self.lifecycle.observe(key, w.end_ms, fires, calm, alert)
             if message is not None:
                 out.append(message)
-            if not fires and not was_open:
-                self.baseline.update(key, w.neg_share)
+            self.baseline.update(key, w.neg_share)
         if watermark_ms is not None:
             for key in sorted(self.lifecycle.open_episodes):
                 quiet = self.lifecycle.expire_quiet(key, watermark_ms, hop_ms)

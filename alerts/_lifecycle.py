@@ -6,10 +6,10 @@
 * While the episode is open nothing more is emitted for the key (cooldown),
   however many further windows fire.
 * The episode resolves (its firing alert is emitted again with
-  ``status="resolved"``) at the first closed window of the key whose negative
-  share is below the hysteresis bound ``resolve_share`` and that does not
-  fire, or when a whole hop passes with no window for the key (an empty
-  window has share 0). Both are decided on event time only (window ends and
+  ``status="resolved"``) at the first closed window of the key that is
+  *calm* (the detector decides: see ``SpikeDetector``; a hysteresis bound
+  well inside the firing condition), or when a whole hop passes with no
+  window for the key (an empty window is calm). Both are decided on event time only (window ends and
   the watermark), so replays give the same lifecycle.
 """
 
@@ -33,15 +33,9 @@ class Episode:
 class AlertLifecycle:
     """Open episodes per ``(key_type, key)``; see the module docstring.
 
-    Args:
-        resolve_share: hysteresis bound in [0, 1]: a non-firing window with a
-            share below it resolves the episode.
     """
 
-    def __init__(self, resolve_share: float) -> None:
-        if not 0.0 <= resolve_share <= 1.0:
-            raise ValueError(f"resolve_share must be in [0, 1], got {resolve_share}")
-        self.resolve_share = float(resolve_share)
+    def __init__(self) -> None:
         self._open: dict[tuple[str, str], Episode] = {}
 
     def firing(self, key: tuple[str, str]) -> bool:
@@ -69,14 +63,14 @@ class AlertLifecycle:
             return ep.alert.resolved()
         return None
 
-    def observe(self, key: tuple[str, str], end_ms: int, fires: bool, share: float, alert: Alert | None) -> Alert | None:
+    def observe(self, key: tuple[str, str], end_ms: int, fires: bool, calm: bool, alert: Alert | None) -> Alert | None:
         """Take one closed window of ``key``; return the message to send, if any.
 
         Args:
             key: (key_type, key).
             end_ms: the window end, ms.
             fires: whether the detector's condition holds for the window.
-            share: the window's negative share.
+            calm: whether the window is calm enough to end an episode.
             alert: the firing alert to open an episode with (needed when ``fires``).
         """
         ep = self._open.get(key)
@@ -86,7 +80,7 @@ class AlertLifecycle:
                 return alert
             return None
         ep.last_end_ms = end_ms
-        if not fires and share < self.resolve_share:
+        if calm and not fires:
             del self._open[key]
             return ep.alert.resolved()
         return None

@@ -232,7 +232,12 @@ def compile_rule(text: str) -> Rule:
     if sum(1 for _ in ast.walk(tree)) > MAX_RULE_NODES:
         raise _reject(text, f"more than {MAX_RULE_NODES} syntax nodes")
     builder = _Builder(text)
-    expr = builder._condition(builder.build(tree.body))
+    try:
+        expr = builder._condition(builder.build(tree.body))
+    except RuleError:
+        raise
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # SymPy refusing, e.g. complex constants
+        raise _reject(text, f"cannot be built ({type(exc).__name__}: {exc})") from None
     if expr in (sympy.true, sympy.false):
         raise _reject(text, f"the condition is always {bool(expr)}")
     names = tuple(sorted(str(s) for s in expr.free_symbols))

@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--from", dest="start", type=_utc, default=None, help="first event time (ISO 8601; naive = UTC)")
     rep.add_argument("--to", dest="end", type=_utc, default=None, help="end event time, exclusive")
     rep.add_argument("--topic", default=None, help="target topic (default: kafka.raw_topic)")
+    rep.add_argument("--heartbeat-every", type=float, default=60.0, metavar="S",
+                     help="heartbeat records into every partition each S seconds of feed time (0: none)")
+
+    beat = sub.add_parser("heartbeat", help="write wall-clock heartbeat records into every raw-topic partition")
+    beat.add_argument("--every", type=float, default=10.0, metavar="S", help="seconds between heartbeats")
+    beat.add_argument("--count", type=int, default=None, help="stop after N rounds (default: until Ctrl-C)")
 
     score = sub.add_parser("score", help="score texts with the model and print labels and probabilities")
     score.add_argument("texts", nargs="+", help="texts to score")
@@ -132,7 +138,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stats = daemon.run(idle_exit_s=args.idle_exit)
     print(
         f"consumed {stats.consumed}, scored {stats.scored}, dead-lettered {stats.dead_lettered}, "
-        f"late {stats.late}, windows closed {stats.windows_closed}, alerts {len(stats.alerts)}"
+        f"late {stats.late}, windows closed {stats.windows_closed}, "
+        f"alerts {sum(a.status == 'firing' for a in stats.alerts)}, "
+        f"resolved {sum(a.status == 'resolved' for a in stats.alerts)}"
     )
     return 0
 
@@ -155,11 +163,14 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     producer = make_producer(k.bootstrap)
     try:
         with tqdm(total=len(feed.items), unit="item", desc="replay", disable=None) as bar:
-            stats = replay_items(feed.items, producer, topic, speed=args.speed, on_sent=lambda _: bar.update())
+            every_ms = round(args.heartbeat_every * 1000) or None
+            partitions = (producer.partitions_for(topic) or set()) if every_ms else set()
+            stats = replay_items(feed.items, producer, topic, speed=args.speed, on_sent=lambda _: bar.update(),
+                                 heartbeat_every_ms=every_ms, partitions=partitions)
     finally:
         producer.close()
     print(f"replayed {stats.sent} items ({feed.format}) to {topic} in {stats.seconds:.1f} s; "
-          f"{len(feed.rejected)} rows rejected")
+          f"{len(feed.rejected)} rows rejected; {stats.heartbeats} heartbeats")
     return 0
 
 
@@ -242,6 +253,30 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_heartbeat(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from ingest import HEARTBEAT_KEY, heartbeat_value, make_producer
+
+    k = settings.kafka
+    producer = make_producer(k.bootstrap)
+    rounds = 0
+    try:
+        while args.count is None or rounds < args.count:
+            now_ms = time.time_ns() // 1_000_000  # the live clock: this command is the wall-clock edge
+            for partition in sorted(producer.partitions_for(k.raw_topic) or ()):
+                producer.send(k.raw_topic, key=HEARTBEAT_KEY, value=heartbeat_value(now_ms), partition=partition,
+                              timestamp_ms=now_ms)
+            producer.flush()
+            rounds += 1
+            if args.count is None or rounds < args.count:
+                time.sleep(args.every)
+    finally:
+        producer.close()
+    print(f"sent {rounds} heartbeat rounds to {k.raw_topic}")
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     print(settings.model_dump_json(indent=2))
     return 0
@@ -255,6 +290,7 @@ _COMMANDS = {
     "alerts": _cmd_alerts,
     "demo": _cmd_demo,
     "config": _cmd_config,
+    "heartbeat": _cmd_heartbeat,
 }
 
 if __name__ == "__main__":  # pragma: no cover

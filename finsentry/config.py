@@ -128,6 +128,7 @@ class DetectorSettings(_Section):
     min_neg_share: float = Field(default=0.6, gt=0, le=1)
     alpha: float = Field(default=0.001, gt=0, le=1, description="significance level of the binomial test")
     resolve_share: float | None = Field(default=None, ge=0, le=1, description="hysteresis bound (min_neg_share/2)")
+    resolve_p: float = Field(default=0.05, gt=0, le=1, description="a window with p-value >= this is calm")
     baseline_halflife_windows: float = Field(default=24, gt=0)
     prior_share: float = Field(default=0.2, gt=0, lt=1, description="baseline share of a key not seen yet")
     prior_windows: int = Field(default=4, ge=0, description="how many windows the prior is worth")

@@ -83,7 +83,9 @@ def build_pipeline(settings: Settings, scorer: Scorer | None = None) -> Pipeline
         detector = ThresholdDetector(d.min_negative, d.min_neg_share)
     else:
         baseline = EwmaBaseline(d.baseline_halflife_windows, d.prior_share, d.prior_windows)
-        detector = SpikeDetector(d.min_negative, d.min_neg_share, d.alpha, d.resolve_share, baseline, d.rules)
+        detector = SpikeDetector(
+            d.min_negative, d.min_neg_share, d.alpha, d.resolve_share, d.resolve_p, baseline, d.rules
+        )
     tickers = TickerExtractor(load_aliases(w.aliases_csv) if w.aliases_csv else None)
     return Pipeline(scorer, windows, detector, tickers, max_future_ms=round(w.max_future_minutes * 60_000))
 

@@ -126,21 +126,29 @@ class Pipeline:
     def process(self, records: Sequence[RecordLike]) -> BatchOutput:
         """Decode, score and window one micro-batch of raw-topic records (heartbeats included)."""
         out = BatchOutput()
-        decoded: list[tuple[RecordLike, NewsItem, tuple[str, ...]]] = []
+        # in record order: (record, heartbeat ms) or (record, item, ticker sources); heartbeats are applied
+        # between the items around them, after scoring, so a batch gives what one record at a time gives
+        steps: list[tuple[RecordLike, int] | tuple[RecordLike, NewsItem, tuple[str, ...]]] = []
         for record in records:
             beat = parse_heartbeat(record.key, record.value)
             if beat is not None:
-                self.windows.heartbeat(record.partition, beat)
-                out.heartbeats += 1
+                steps.append((record, beat))
                 continue
             result = decode_record(record)
             if isinstance(result, DeadLetter):
                 out.dead.append(result)
             else:
                 item, sources = self._with_tickers(result)
-                decoded.append((record, item, sources))
-        results = self.scorer.score_items([item for _, item, _ in decoded])
-        for (record, item, sources), result in zip(decoded, results):
+                steps.append((record, item, sources))
+        items = [step[1] for step in steps if len(step) == 3]
+        scores = iter(self.scorer.score_items(items))  # type: ignore[arg-type]
+        for step in steps:
+            if len(step) == 2:
+                self.windows.heartbeat(step[0].partition, step[1])  # type: ignore[arg-type]
+                out.heartbeats += 1
+                continue
+            record, item, sources = step  # type: ignore[misc]
+            result = next(scores)
             if isinstance(result, Unscored):
                 out.dead.append(DeadLetter.of(record, result.reason, "no text left after cleaning title and body"))
                 continue
