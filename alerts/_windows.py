@@ -274,6 +274,36 @@ class EventTimeWindows:
         self._partial_late_count += partial
         return None
 
+    def restore(self, partition: int, item: ScoredItem, closed_through_ms: int) -> None:
+        """Put back an item read again from the scored topic after a restart or rebalance.
+
+        Unlike ``add_item`` there is no lateness check against the partition
+        (restored items arrive after newer ones); the item joins only its
+        windows that end after ``closed_through_ms`` (those ending earlier were
+        decided before the restart) and after the operator watermark, and it
+        advances its partition like an item. Repeated stories are deduplicated
+        as usual, so an item both restored and re-consumed counts once.
+
+        Args:
+            partition: the partition the item belongs to.
+            item: the scored item.
+            closed_through_ms: windows ending at or before this (epoch ms UTC) are skipped.
+        """
+        floor = closed_through_ms if self._watermark_ms is None else max(closed_through_ms, self._watermark_ms)
+        self.heartbeat(partition, item.published_ms)
+        keys = self._keys_of(item)
+        story = story_key(item)
+        for _, end_ms in self.windows_of(item.published_ms):
+            if end_ms <= floor:
+                continue
+            window = self._open.setdefault(end_ms, {})
+            for key in keys:
+                stories = window.setdefault(key, {})
+                if story in stories:
+                    self._duplicate_count += 1
+                else:
+                    stories[story] = item
+
     def add(self, partition: int, item: ScoredItem) -> bool:
         """``add_item`` as a bool: False when the item is late, True otherwise."""
         return self.add_item(partition, item) is None

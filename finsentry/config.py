@@ -109,6 +109,7 @@ class WindowSettings(_Section):
         default=True,
         description="caught-up partitions stop holding the watermark (false: only items and heartbeats move it)",
     )
+    rebuild: bool = Field(default=True, description="rebuild open windows from the scored topic on assignment")
     aliases_csv: Path | None = Field(default=None, description="alias,ticker CSV for items without tickers")
 
     @model_validator(mode="after")

@@ -31,16 +31,13 @@ from alerts import (
     DeliveryService,
     Endpoint,
     Outbox,
-    EventTimeWindows,
-    EwmaBaseline,
     RetryPolicy,
-    SpikeDetector,
-    ThresholdDetector,
     load_secrets,
 )
 from finsentry.broker import create_topics
 from finsentry.config import Settings
-from finsentry.pipeline import BatchOutput, Pipeline
+from finsentry.pipeline import BatchOutput, Pipeline, build_detector, build_windows
+from finsentry.rebuild import OnAssigned, rebuild_windows
 from inference import Scorer
 from ingest import RecordLike, TickerExtractor, load_aliases, make_consumer, make_producer
 
@@ -71,23 +68,10 @@ def build_pipeline(settings: Settings, scorer: Scorer | None = None) -> Pipeline
     """
     if scorer is None:
         scorer = Scorer(settings.model.path, settings.model.device, settings.model.intra_op_threads)
-    w, d = settings.windows, settings.detector
-    windows = EventTimeWindows(
-        size_ms=round(w.size_minutes * 60_000),
-        allowed_lateness_ms=round(w.allowed_lateness_minutes * 60_000),
-        hop_ms=None if w.hop_minutes is None else round(w.hop_minutes * 60_000),
-        key_types=w.key_types,
-    )
-    detector: SpikeDetector | ThresholdDetector
-    if d.kind == "threshold":
-        detector = ThresholdDetector(d.min_negative, d.min_neg_share)
-    else:
-        baseline = EwmaBaseline(d.baseline_halflife_windows, d.prior_share, d.prior_windows)
-        detector = SpikeDetector(
-            d.min_negative, d.min_neg_share, d.alpha, d.resolve_share, d.resolve_p, baseline, d.rules
-        )
+    w = settings.windows
     tickers = TickerExtractor(load_aliases(w.aliases_csv) if w.aliases_csv else None)
-    return Pipeline(scorer, windows, detector, tickers, max_future_ms=round(w.max_future_minutes * 60_000))
+    return Pipeline(scorer, build_windows(settings), build_detector(settings), tickers,
+                    max_future_ms=round(w.max_future_minutes * 60_000))
 
 
 def build_delivery(settings: Settings) -> DeliveryService:
@@ -123,6 +107,7 @@ class Daemon:
         self.pipeline = pipeline or build_pipeline(settings)
         self.stats = DaemonStats()
         self._stop = threading.Event()
+        self._rebuilt: set[int] = set()  # partitions whose open windows were rebuilt (finsentry.rebuild)
         self.delivery = build_delivery(settings)  # before Kafka: a bad secret fails at once
         self.outbox = self.delivery.outbox
         k = settings.kafka
@@ -141,6 +126,7 @@ class Daemon:
             session_timeout_ms=k.session_timeout_ms,
             max_poll_records=settings.batch.max_batch,
         )
+        self.consumer.subscribe([k.raw_topic], listener=OnAssigned(self._rebuild))  # window rebuild on assignment
         self.delivery.start()
         log.info(
             "daemon ready: model %s on %s, group %s, topic %s",
@@ -204,9 +190,10 @@ class Daemon:
 
     def _write(self, out: BatchOutput) -> None:
         k = self.settings.kafka
-        for _, scored in out.scored:
+        for partition, scored in out.scored:  # same partition number as the raw record: see finsentry.rebuild
             key = (scored.tickers[0] if scored.tickers else scored.source).encode()
-            self.producer.send(k.scored_topic, key=key, value=scored.to_json(), timestamp_ms=scored.published_ms)
+            self.producer.send(k.scored_topic, key=key, value=scored.to_json(), timestamp_ms=scored.published_ms,
+                               partition=partition)
         for late in out.late_events:  # the late-events output (late or future-dated, with lateness)
             self.producer.send(k.late_topic, key=late.item.item_id.encode(), value=late.to_json())
         for dead in out.dead:
@@ -245,6 +232,14 @@ class Daemon:
         closed, alerts = self.pipeline.close_windows(idle)
         self.stats.windows_closed += len(closed)
         return alerts
+
+    def _rebuild(self, assigned: set[int]) -> None:
+        """Rebuild the open windows of newly assigned partitions from the scored topic (once each)."""
+        new = assigned - self._rebuilt
+        if new and self.settings.windows.rebuild:
+            k = self.settings.kafka
+            rebuild_windows(k.bootstrap, k.scored_topic, new, self.pipeline.windows)
+        self._rebuilt |= new
 
     def _alert(self, alerts: list[Alert]) -> None:
         """Store the alerts durably (before the commit); the delivery workers send them."""

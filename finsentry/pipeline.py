@@ -30,8 +30,17 @@ import json
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from alerts import Alert, EventTimeWindows, SpikeDetector, ThresholdDetector, WindowResult, story_key
+from alerts import (
+    Alert,
+    EventTimeWindows,
+    EwmaBaseline,
+    SpikeDetector,
+    ThresholdDetector,
+    WindowResult,
+    story_key,
+)
 from inference import ScoredItem, Scorer, Unscored
 from ingest import (
     DeadLetter,
@@ -43,7 +52,10 @@ from ingest import (
     parse_heartbeat,
 )
 
-__all__ = ["BatchOutput", "LateEvent", "Pipeline"]
+__all__ = ["BatchOutput", "LateEvent", "Pipeline", "build_detector", "build_windows"]
+
+if TYPE_CHECKING:
+    from finsentry.config import Settings
 
 _LOG_APPEND_TIME = 1  # Kafka timestamp type: set by the broker at append
 
@@ -202,3 +214,31 @@ def _ingested_ms(item: NewsItem, record: RecordLike) -> int | None:
     if getattr(record, "timestamp_type", None) == _LOG_APPEND_TIME:
         return int(record.timestamp)
     return None
+
+
+def build_windows(settings: Settings) -> EventTimeWindows:
+    """The window operator configured by ``settings.windows``.
+
+    Raises:
+        ValueError: an inconsistent size, hop or lateness.
+    """
+    w = settings.windows
+    return EventTimeWindows(
+        size_ms=round(w.size_minutes * 60_000),
+        allowed_lateness_ms=round(w.allowed_lateness_minutes * 60_000),
+        hop_ms=None if w.hop_minutes is None else round(w.hop_minutes * 60_000),
+        key_types=w.key_types,
+    )
+
+
+def build_detector(settings: Settings) -> SpikeDetector | ThresholdDetector:
+    """The detector configured by ``settings.detector`` (``kind``: ``spike`` or ``threshold``).
+
+    Raises:
+        ValueError: a threshold out of range or a rejected rule (``alerts.RuleError``).
+    """
+    d = settings.detector
+    if d.kind == "threshold":
+        return ThresholdDetector(d.min_negative, d.min_neg_share)
+    baseline = EwmaBaseline(d.baseline_halflife_windows, d.prior_share, d.prior_windows)
+    return SpikeDetector(d.min_negative, d.min_neg_share, d.alpha, d.resolve_share, d.resolve_p, baseline, d.rules)

@@ -1,0 +1,148 @@
+"""Rebuild the open windows of newly assigned partitions from the scored topic.
+
+After a restart or a rebalance the window state of a partition is gone
+(it lives in memory). The daemon rebuilds it from its rebalance listener
+(:class:`OnAssigned`), before any record of the new assignment is read:
+
+1. for each newly assigned partition ``p`` of the raw topic, read the
+   timestamp ``T_p`` of the last record of partition ``p`` of the scored
+   topic (the daemon writes each scored record to the partition number of
+   its raw record; both topics have ``kafka.partitions`` partitions);
+2. ``W = min_p T_p - allowed_lateness``: every window ending at or before
+   ``W`` was decided before the restart (its alert, if any, is in the outbox);
+3. seek each partition by timestamp (``KafkaConsumer.offsets_for_times``) to
+   ``S``, the start of the oldest window still open at ``W``
+   (``S = W - W % hop + hop - size``); a partition with no record at or after
+   ``S`` (``offsets_for_times`` gives None) is skipped;
+4. read up to the end offsets taken at the start and ``restore`` each item
+   into its windows that end after ``W``.
+
+Windows that then close give the same alert ids as before the restart (same
+key, window start, rule), and the outbox ignores an (alert_id, status) it
+already holds, so nothing is sent twice. Limits: the detector's baselines and
+open episodes are rebuilt only from the windows re-read (an episode that
+began before ``S`` may get a new id once), and items that were late before
+the restart are not told apart from on-time ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from collections.abc import Callable
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+
+from alerts import EventTimeWindows
+from inference import ScoredItem
+
+__all__ = ["OnAssigned", "RebuildStats", "rebuild_windows"]
+
+log = logging.getLogger(__name__)
+
+
+class OnAssigned(ConsumerRebalanceListener):
+    """A rebalance listener that calls ``callback(partition numbers)`` on each assignment.
+
+    kafka-python calls it inside ``poll`` after the group join and before any
+    record of the new assignment is returned, so a rebuild done there sees the
+    scored topic as the previous owner left it.
+    """
+
+    def __init__(self, callback: Callable[[set[int]], None]) -> None:
+        self._callback = callback
+
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        """Nothing to do: the windows of revoked partitions are simply not fed any more."""
+
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        """Call the callback with the assigned partition numbers."""
+        self._callback({tp.partition for tp in assigned})
+
+
+@dataclass
+class RebuildStats:
+    """What a rebuild read: ``restored`` items from ``partitions``, from ``since_ms`` (None: nothing to read)."""
+
+    restored: int = 0
+    partitions: int = 0
+    since_ms: int | None = None
+    closed_through_ms: int | None = None
+
+
+def rebuild_windows(
+    bootstrap: str, scored_topic: str, partitions: Collection[int], windows: EventTimeWindows, timeout_s: float = 30.0
+) -> RebuildStats:
+    """Restore the open windows of ``partitions`` from ``scored_topic`` into ``windows``.
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        scored_topic: the scored topic.
+        partitions: partition numbers to rebuild.
+        windows: the window operator to restore into.
+        timeout_s: give up reading after this long (what was read is kept).
+
+    Returns:
+        What was restored.
+
+    Raises:
+        kafka.errors.KafkaError: the broker could not be asked.
+    """
+    stats = RebuildStats()
+    if not partitions:
+        return stats
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             consumer_timeout_ms=int(timeout_s * 1000))
+    try:
+        tps = [TopicPartition(scored_topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        last_ts = _last_timestamps(consumer, tps, ends)
+        if not last_ts:
+            return stats
+        closed_through = min(last_ts.values()) - windows.allowed_lateness_ms
+        since = closed_through - closed_through % windows.hop_ms + windows.hop_ms - windows.size_ms
+        stats.since_ms, stats.closed_through_ms = since, closed_through
+        found = consumer.offsets_for_times({tp: since for tp in last_ts})
+        todo = {}
+        for tp, hit in found.items():
+            if hit is None:  # no record at or after `since` on this partition
+                continue
+            consumer.seek(tp, hit.offset)
+            todo[tp] = ends[tp]
+        stats.partitions = len(todo)
+        while todo:
+            batch = consumer.poll(timeout_ms=1000)
+            if not batch and all(consumer.position(tp) >= end for tp, end in todo.items()):
+                break
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= todo.get(tp, -1):
+                        continue
+                    item = ScoredItem.from_json(record.value)
+                    if item.time_flag is None:
+                        windows.restore(tp.partition, item, closed_through)
+                        stats.restored += 1
+            todo = {tp: end for tp, end in todo.items() if consumer.position(tp) < end}
+    finally:
+        consumer.close()
+    log.info("rebuilt windows of %d partitions from %s: %d items since %s", stats.partitions, scored_topic,
+             stats.restored, stats.since_ms)
+    return stats
+
+
+def _last_timestamps(consumer: KafkaConsumer, tps: list[TopicPartition], ends: dict) -> dict[TopicPartition, int]:
+    """Timestamp (ms) of the last record of each non-empty partition."""
+    out: dict[TopicPartition, int] = {}
+    for tp in tps:
+        if not ends.get(tp):
+            continue
+        consumer.seek(tp, ends[tp] - 1)
+        for _ in range(5):
+            records = consumer.poll(timeout_ms=1000).get(tp, [])
+            if records:
+                out[tp] = records[-1].timestamp
+                break
+    return out
