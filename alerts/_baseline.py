@@ -14,7 +14,8 @@ starts at the prior (``prior_share``, variance ``p (1 - p)``) counted as
 ``prior_windows`` windows: the ``1 / (prior_windows + seen + 1)`` term makes
 the first updates an exact running mean of the prior and the windows seen
 (as a Beta-binomial prior would), so a new key learns quickly but not from
-one window only.
+one window only. Windows the detector found significant are learnt with
+the long-run weight only (see ``update``).
 """
 
 from __future__ import annotations
@@ -73,12 +74,18 @@ class EwmaBaseline:
         s = self._state.get(key)
         return 0 if s is None else s.windows
 
-    def update(self, key: tuple[str, str], share: float) -> None:
-        """Learn one window's negative share (in [0, 1]) for ``key``."""
+    def update(self, key: tuple[str, str], share: float, suspicious: bool = False) -> None:
+        """Learn one window's negative share (in [0, 1]) for ``key``.
+
+        A ``suspicious`` window (one the detector found significant) is
+        learnt with the long-run weight ``1 - 2 ** (-1 / halflife)`` only, never
+        the fast-start weight: a burst barely moves the baseline of a key with
+        little history, yet a key whose usual share is high is learnt in the end.
+        """
         s = self._state.get(key)
         if s is None:
             s = self._state[key] = BaselineState(mean=self._prior, var=self._prior * (1 - self._prior))
-        a = max(self._a, 1.0 / (self._prior_windows + s.windows + 1))
+        a = self._a if suspicious else max(self._a, 1.0 / (self._prior_windows + s.windows + 1))
         d = share - s.mean
         s.mean += a * d
         s.var = (1 - a) * (s.var + a * d * d)

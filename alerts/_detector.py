@@ -97,8 +97,11 @@ class SpikeDetector:
     episode, when it does not fire and ``neg_share < resolve_share`` or
     ``p_value >= resolve_p`` (hysteresis: both bounds lie well inside the
     firing condition). The baseline learns from every closed window after it
-    was tested (so a key whose normal share is high stops alerting once its
-    baseline has learnt it; one spike window moves the EWMA by only ``a``).
+    was tested, but only from windows that start at a multiple of their own
+    length (the tumbling windows among hopping ones: an item is learnt once),
+    and from significant windows (``p_value < resolve_p``) with the long-run
+    weight only: a burst barely moves its key's baseline, while a key whose
+    usual share is high is learnt in the end and stops alerting.
     Severity is from Cohen's h of ``neg_share`` against ``p0``.
 
     Args:
@@ -140,6 +143,7 @@ class SpikeDetector:
             raise ValueError(f"resolve_p must be in (alpha, 1], got {resolve_p!r}")
         self.resolve_p = float(resolve_p)
         self.lifecycle = AlertLifecycle()
+        self.baseline_phase_ms = 0  # windows starting at a multiple of their size (from the epoch) are learnt
         parts = [f"neg_count>={self.min_negative}", f"neg_share>={self.min_neg_share!r}", f"p<={self.alpha!r}"]
         self._rule = "&".join(parts + [f"({r.text})" for r in self.rules])
 
@@ -203,7 +207,9 @@ class SpikeDetector:
             message = self.lifecycle.observe(key, w.end_ms, fires, calm, alert)
             if message is not None:
                 out.append(message)
-            self.baseline.update(key, w.neg_share)
+            if (w.start_ms - self.baseline_phase_ms) % (w.end_ms - w.start_ms) == 0:
+                # learn from non-overlapping windows only (hopping windows would count an item size/hop times)
+                self.baseline.update(key, w.neg_share, suspicious=stats["p_value"] < self.resolve_p)
         if watermark_ms is not None:
             for key in sorted(self.lifecycle.open_episodes):
                 quiet = self.lifecycle.expire_quiet(key, watermark_ms, hop_ms)

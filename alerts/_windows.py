@@ -47,6 +47,7 @@ There is no wall clock anywhere in this module.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections.abc import Collection, Iterable
@@ -349,7 +350,7 @@ class EventTimeWindows:
                 n_negative += 1
             elif it.label == "neutral":
                 n_neutral += 1
-        ranked = sorted(items, key=lambda it: (-it.p_negative, it.item_id))
+        ranked = heapq.nsmallest(EVIDENCE_LIMIT, items, key=lambda it: (-it.p_negative, it.item_id))
         return WindowResult(
             key_type=key[0],
             key=key[1],
@@ -361,8 +362,8 @@ class EventTimeWindows:
             n_positive=n - n_negative - n_neutral,
             neg_share=n_negative / n,
             mean_score=math.fsum(it.score for it in items) / n,
-            evidence=tuple(
-                Evidence(item_id=it.item_id, title=it.title, p_negative=it.p_negative)
+            evidence=tuple(  # fields come from validated ScoredItems: no second validation
+                Evidence.model_construct(item_id=it.item_id, title=it.title, p_negative=it.p_negative)
                 for it in ranked[:EVIDENCE_LIMIT]
             ),
             model_versions=tuple(sorted({it.model_version for it in items})),

@@ -60,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--heartbeat-every", type=float, default=60.0, metavar="S",
                      help="heartbeat records into every partition each S seconds of feed time (0: none)")
 
+    ev = sub.add_parser("eval-detector", help="recall, false alerts and delay of the detector on real feeds")
+    ev.add_argument("--background", type=Path, default=None, help="background feed (default: the Benzinga file)")
+    ev.add_argument("--bearish", type=Path, default=None, help="CSV of labelled tweets (default: sent_valid.csv)")
+    ev.add_argument("--sizes", default="3,5,8,12", help="burst sizes, comma-separated")
+    ev.add_argument("--bursts", type=int, default=30, help="bursts per size")
+    ev.add_argument("--burst-minutes", type=int, default=30, help="each burst's span")
+    ev.add_argument("--seed", type=int, default=7)
+    ev.add_argument("--out", type=Path, default=None, help="write the JSON here")
+
     beat = sub.add_parser("heartbeat", help="write wall-clock heartbeat records into every raw-topic partition")
     beat.add_argument("--every", type=float, default=10.0, metavar="S", help="seconds between heartbeats")
     beat.add_argument("--count", type=int, default=None, help="stop after N rounds (default: until Ctrl-C)")
@@ -253,6 +262,23 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_eval_detector(args: argparse.Namespace, settings: Settings) -> int:
+    from finsentry.demo import default_data_dir
+    from finsentry.eval_detector import evaluate_detector, format_table, write_result
+
+    data = default_data_dir()
+    background = args.background or data / "massive_stock_news_analyst_ratings_partial" / "analyst_ratings_processed.csv"
+    bearish = args.bearish or data / "twitter_financial_news_sentiment" / "sent_valid.csv"
+    sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
+    result = evaluate_detector(settings, background, bearish, sizes, args.bursts, args.burst_minutes, args.seed)
+    if args.out:
+        write_result(result, args.out)
+    print(format_table(result.doc))
+    bg = result.doc["background"]
+    print(f"background: {bg['items']} items, {bg['ticker_days']} ticker-days, {bg['false_alerts']} alerts")
+    return 0
+
+
 def _cmd_heartbeat(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
@@ -291,6 +317,7 @@ _COMMANDS = {
     "demo": _cmd_demo,
     "config": _cmd_config,
     "heartbeat": _cmd_heartbeat,
+    "eval-detector": _cmd_eval_detector,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -78,6 +78,9 @@ def test_prior_blends_until_enough_windows() -> None:
     assert b.share(key) == pytest.approx((4 * 0.2 + 0.6) / 5)
     b.update(key, 0.0)
     assert b.share(key) == pytest.approx((4 * 0.2 + 0.6 + 0.0) / 6)
+    before = b.share(key)
+    b.update(key, 1.0, suspicious=True)  # a significant window: the long-run weight only
+    assert b.share(key) == pytest.approx(before + (1 - 2 ** (-1 / 24)) * (1.0 - before))
 
 
 def test_two_negatives_of_two_do_not_fire() -> None:
@@ -96,11 +99,11 @@ def test_significant_burst_fires_with_stats_and_severity() -> None:
 
 def test_a_key_that_is_always_negative_does_not_alert_on_its_usual_share() -> None:
     d = SpikeDetector(min_negative=5, min_neg_share=0.6, alpha=0.001)
-    messages = [a for hour in range(40) for a in d.evaluate_windows([_w(10, 7, hour)], None, HOUR)]
+    messages = [a for hour in range(150) for a in d.evaluate_windows([_w(10, 7, hour)], None, HOUR)]
     # the prior (0.2) makes the first window fire once; the learnt baseline then calms the episode
     assert [a.status for a in messages] == ["firing", "resolved"]
     assert d.baseline.share(("ticker", "ACME")) == pytest.approx(0.7, abs=0.05)
-    assert d.evaluate_windows([_w(10, 8, 40)], None, HOUR) == []  # 8/10 vs 0.7: p = 0.38
+    assert d.evaluate_windows([_w(10, 8, 150)], None, HOUR) == []  # 8/10 vs 0.7: p = 0.38
 
 
 def test_lifecycle_fire_cooldown_hysteresis_resolve_with_stable_id() -> None:
