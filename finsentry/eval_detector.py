@@ -17,8 +17,9 @@ Method
       writes them.
     * Measures: ``recall`` = share of bursts with a firing alert on their
       ticker whose window overlaps the burst; ``median_delay_s`` = median of
-      (event time at which that alert was decided, i.e. the watermark when
-      its window closed) - (burst end); ``false_alerts_per_ticker_day`` =
+      (event time at which that alert was decided: the feed's clock, i.e.
+      the watermark plus the allowed lateness, when its window closed) -
+      (burst end), negative when the alert came before the burst's last item; ``false_alerts_per_ticker_day`` =
       firing alerts on the background alone / distinct (ticker, UTC day)
       pairs with background items. With the bursts injected, alerts that
       match no burst are also reported (``other_alerts_per_ticker_day``).
@@ -148,8 +149,8 @@ def replay_detector(settings: Settings, items: list[ScoredItem]) -> list[tuple[A
         closed = windows.advance()
         if closed or detector.__class__.__name__ == "SpikeDetector":
             for alert in detector.evaluate_windows(closed, windows.watermark_ms, windows.hop_ms):
-                if alert.status == "firing":
-                    fired.append((alert, windows.watermark_ms or 0))
+                if alert.status == "firing":  # decided when the feed's clock reached watermark + lateness
+                    fired.append((alert, (windows.watermark_ms or 0) + windows.allowed_lateness_ms))
 
     for item in sorted(items, key=lambda s: (s.published_ms, s.item_id)):
         t = item.published_ms

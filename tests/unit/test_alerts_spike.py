@@ -152,3 +152,16 @@ def test_keys_are_independent() -> None:
     d = SpikeDetector(5, 0.6)
     alerts = d.evaluate_windows([_w(8, 8, key="A"), _w(8, 8, key="TECH", key_type="topic")], None, HOUR)
     assert [(a.key_type, a.key) for a in alerts] == [("ticker", "A"), ("topic", "TECH")]
+
+
+def test_hopping_windows_teach_the_baseline_once_per_item() -> None:
+    d = SpikeDetector(5, 0.6)
+    hop = HOUR // 12
+    overlapping = [
+        WindowResult(key_type="ticker", key="H", start_ms=T0 + k * hop, end_ms=T0 + k * hop + HOUR, n=10,
+                     n_negative=0, n_neutral=10, n_positive=0, neg_share=0.0, mean_score=0.0, evidence=(),
+                     model_versions=("m",))
+        for k in range(12)
+    ]
+    d.evaluate_windows(overlapping, None, hop)
+    assert d.baseline.windows(("ticker", "H")) == 1  # only the window starting on a multiple of its length
