@@ -281,8 +281,9 @@ class EventTimeWindows:
         Unlike ``add_item`` there is no lateness check against the partition
         (restored items arrive after newer ones); the item joins only its
         windows that end after ``closed_through_ms`` (those ending earlier were
-        decided before the restart) and after the operator watermark, and it
-        advances its partition like an item. Repeated stories are deduplicated
+        decided before the restart) and after the operator watermark. It does
+        not move the partition's watermark (the caller sets it with
+        ``heartbeat`` from the last committed record). Repeated stories are deduplicated
         as usual, so an item both restored and re-consumed counts once.
 
         Args:
@@ -291,7 +292,6 @@ class EventTimeWindows:
             closed_through_ms: windows ending at or before this (epoch ms UTC) are skipped.
         """
         floor = closed_through_ms if self._watermark_ms is None else max(closed_through_ms, self._watermark_ms)
-        self.heartbeat(partition, item.published_ms)
         keys = self._keys_of(item)
         story = story_key(item)
         for _, end_ms in self.windows_of(item.published_ms):

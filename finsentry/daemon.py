@@ -238,7 +238,7 @@ class Daemon:
         new = assigned - self._rebuilt
         if new and self.settings.windows.rebuild:
             k = self.settings.kafka
-            rebuild_windows(k.bootstrap, k.scored_topic, new, self.pipeline.windows)
+            rebuild_windows(k.bootstrap, k.scored_topic, new, self.pipeline.windows, k.raw_topic, k.group_id)
         self._rebuilt |= new
 
     def _alert(self, alerts: list[Alert]) -> None:

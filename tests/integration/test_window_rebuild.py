@@ -96,24 +96,39 @@ def test_restart_mid_window_loses_nothing_and_resends_nothing(
     assert sink.duplicates == 0
 
 
-def test_partition_with_no_record_after_the_seek_time_is_skipped(
+def test_rebuild_seeks_from_the_committed_point_and_skips_partitions_without_records(
     kafka_bootstrap: str, new_topic: Callable[..., str]
 ) -> None:
-    scored = new_topic("scored", 2)
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    raw, scored = new_topic("raw", 2), new_topic("scored", 2)
+    group = f"rebuild-{uuid.uuid4().hex[:8]}"
     producer = make_producer(kafka_bootstrap)
-    for partition, minutes in ((0, 0), (0, 30), (1, 300)):  # p0 ends long before p1
-        item = ScoredItem(item_id=f"s{partition}{minutes}", source="t", published_at=T0 + timedelta(minutes=minutes),
-                          tickers=("ACME",), title=f"t{minutes}", p_negative=0.9, p_neutral=0.05, p_positive=0.05,
-                          label="negative", score=-0.85, model_version="m")
-        producer.send(scored, key=b"ACME", value=item.to_json(), partition=partition, timestamp_ms=item.published_ms)
+    for partition, minutes in ((0, 0), (0, 30), (1, 300)):
+        item = _item(f"r{partition}{minutes}", minutes, f"t{minutes}")
+        producer.send(raw, key=b"ACME", value=item.to_json(), partition=partition, timestamp_ms=item.published_ms)
+        if partition == 0:  # only partition 0 has scored records
+            s = ScoredItem(item_id=item.id, source="t", published_at=item.published_at, tickers=("ACME",),
+                           title=item.title, p_negative=0.9, p_neutral=0.05, p_positive=0.05, label="negative",
+                           score=-0.85, model_version="m")
+            producer.send(scored, key=b"ACME", value=s.to_json(), partition=0, timestamp_ms=s.published_ms)
     producer.flush()
     producer.close()
+    committer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    committer.commit({TopicPartition(raw, 0): OffsetAndMetadata(2, "", -1),
+                      TopicPartition(raw, 1): OffsetAndMetadata(1, "", -1)})
+    committer.close()
+
     windows = TumblingWindows(3_600_000, 0)
-    stats = rebuild_windows(kafka_bootstrap, scored, [0, 1], windows, timeout_s=10)
-    # W = min(last timestamps) = T0+30 min; the seek time is the start of the window still open at W: T0
-    assert stats.closed_through_ms == int((T0 + timedelta(minutes=30)).timestamp() * 1000)
-    assert stats.since_ms == int(T0.timestamp() * 1000)
-    assert stats.restored == 3 and stats.partitions == 2
-    assert windows.open_windows == 2
-    empty = new_topic("scored-empty", 1)
-    assert rebuild_windows(kafka_bootstrap, empty, [0], TumblingWindows(3_600_000, 0), timeout_s=5).restored == 0
+    stats = rebuild_windows(kafka_bootstrap, scored, [0, 1], windows, raw, group, timeout_s=10)
+    t30 = int((T0 + timedelta(minutes=30)).timestamp() * 1000)
+    # W = min(last committed timestamps) - lateness = T0+30 min; seek time = start of the window open at W = T0
+    assert stats.closed_through_ms == t30 and stats.since_ms == int(T0.timestamp() * 1000)
+    assert stats.restored == 2 and stats.partitions == 1  # partition 1: no scored record after the seek time
+    assert windows.open_windows == 1
+    assert windows.partition_watermark_ms(0) == t30  # from the committed record, not the restored ones
+    assert windows.partition_watermark_ms(1) == int((T0 + timedelta(minutes=300)).timestamp() * 1000)
+    # a group that never committed needs no rebuild: it reads the raw topic from its start
+    fresh = rebuild_windows(kafka_bootstrap, scored, [0, 1], TumblingWindows(3_600_000, 0), raw, "never-committed")
+    assert fresh.restored == 0 and fresh.since_ms is None
