@@ -126,7 +126,8 @@ class Daemon:
             session_timeout_ms=k.session_timeout_ms,
             max_poll_records=settings.batch.max_batch,
         )
-        self.consumer.subscribe([k.raw_topic], listener=OnAssigned(self._rebuild))  # window rebuild on assignment
+        self._to_rebuild: set[int] = set()  # assigned, not rebuilt yet: done in the loop, not inside poll
+        self.consumer.subscribe([k.raw_topic], listener=OnAssigned(self._to_rebuild.update))
         self.delivery.start()
         log.info(
             "daemon ready: model %s on %s, group %s, topic %s",
@@ -152,6 +153,7 @@ class Daemon:
         try:
             while not self._stop.is_set():
                 records = self._consume()
+                self._rebuild()  # newly assigned partitions: before their first records are windowed
                 if records:
                     last_record = time.monotonic()
                     self._write(self.pipeline.process(records))
@@ -233,9 +235,10 @@ class Daemon:
         self.stats.windows_closed += len(closed)
         return alerts
 
-    def _rebuild(self, assigned: set[int]) -> None:
+    def _rebuild(self) -> None:
         """Rebuild the open windows of newly assigned partitions from the scored topic (once each)."""
-        new = assigned - self._rebuilt
+        new = self._to_rebuild - self._rebuilt
+        self._to_rebuild.clear()  # the listener holds this very set
         if new and self.settings.windows.rebuild:
             k = self.settings.kafka
             rebuild_windows(k.bootstrap, k.scored_topic, new, self.pipeline.windows, k.raw_topic, k.group_id)

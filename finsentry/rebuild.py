@@ -1,8 +1,11 @@
 """Rebuild the open windows of newly assigned partitions from the scored topic.
 
 After a restart or a rebalance the window state of a partition is gone
-(it lives in memory). The daemon rebuilds it from its rebalance listener
-(:class:`OnAssigned`), before any record of the new assignment is read:
+(it lives in memory). The daemon's rebalance listener (:class:`OnAssigned`)
+notes newly assigned partitions; right after that poll, before its records
+are windowed (and before their scored records are written), the daemon
+rebuilds them (not inside the listener: a second consumer opened within
+another consumer's poll can stall it):
 
 1. for each newly assigned partition ``p`` of the raw topic, read the
    group's committed offset and the timestamp ``T_p`` of the last committed
@@ -54,8 +57,7 @@ class OnAssigned(ConsumerRebalanceListener):
     """A rebalance listener that calls ``callback(partition numbers)`` on each assignment.
 
     kafka-python calls it inside ``poll`` after the group join and before any
-    record of the new assignment is returned, so a rebuild done there sees the
-    scored topic as the previous owner left it.
+    record of the new assignment is returned.
     """
 
     def __init__(self, callback: Callable[[set[int]], None]) -> None:
