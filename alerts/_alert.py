@@ -20,6 +20,9 @@ __all__ = ["Alert", "AlertStatus", "alert_id_for", "message_id_for"]
 #: The two states of an alert; each is delivered as its own message.
 AlertStatus = Literal["firing", "resolved"]
 
+#: Detector statistics that a body carries only when set.
+_OPTIONAL_STATS = ("severity", "baseline_share", "p_value", "effect_size")
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -76,6 +79,11 @@ class Alert(BaseModel):
         n, n_negative, neg_share, mean_score: see ``WindowResult``.
         evidence: the most negative items of the window.
         model_versions: model versions that scored the window's items, sorted.
+        severity: ``info`` / ``warning`` / ``critical`` from the effect size
+            (``SpikeDetector``; None from ``ThresholdDetector``).
+        baseline_share: the key's baseline negative share when it fired.
+        p_value: one-sided exact binomial p-value of the negative count.
+        effect_size: Cohen's h of ``neg_share`` against the baseline.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -93,6 +101,10 @@ class Alert(BaseModel):
     mean_score: float
     evidence: tuple[Evidence, ...] = ()
     model_versions: tuple[str, ...] = ()
+    severity: Literal["info", "warning", "critical"] | None = None
+    baseline_share: float | None = None
+    p_value: float | None = None
+    effect_size: float | None = None
 
     @field_validator("window_start", "window_end")
     @classmethod
@@ -138,8 +150,12 @@ class Alert(BaseModel):
         Raises:
             ValueError: when a float field is NaN or infinite.
         """
+        doc = self.model_dump(mode="json")
+        for name in _OPTIONAL_STATS:  # unset statistics are left out (bodies of ThresholdDetector unchanged)
+            if doc.get(name) is None:
+                doc.pop(name, None)
         return json.dumps(
-            self.model_dump(mode="json"),
+            doc,
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,

@@ -1,16 +1,42 @@
-"""Spike detectors: a closed window in, an Alert (or nothing) out."""
+"""Spike detectors: closed windows in, alerts (firing and resolved) out.
+
+:class:`ThresholdDetector` is the stateless rule of the first version
+(count and share thresholds). :class:`SpikeDetector` adds a per-key baseline
+(``alerts._baseline``), an exact binomial test against it
+(``alerts._significance``), user rules (``alerts._rules``), an effect-size
+severity, and the firing -> cooldown -> resolved lifecycle
+(``alerts._lifecycle``). Formulas and sources: ``docs/detector.md``.
+"""
 
 from __future__ import annotations
 
-from ._alert import Alert
-from ._result import WindowResult
+from collections.abc import Sequence
 
-__all__ = ["ThresholdDetector"]
+from ._alert import Alert
+from ._baseline import EwmaBaseline
+from ._lifecycle import AlertLifecycle
+from ._result import WindowResult
+from ._rules import Rule, compile_rule
+from ._significance import binomial_sf, cohens_h, severity_for
+
+__all__ = ["SpikeDetector", "ThresholdDetector"]
+
+# the baseline share used by the binomial test is kept in [_P0_FLOOR, _P0_CEIL]
+_P0_FLOOR = 0.05
+_P0_CEIL = 0.95
+
+
+def _check_thresholds(min_negative: int, min_neg_share: float) -> None:
+    if isinstance(min_negative, bool) or int(min_negative) != min_negative or min_negative < 1:
+        raise ValueError(f"min_negative must be an int >= 1, got {min_negative!r}")
+    if not 0.0 <= min_neg_share <= 1.0:
+        raise ValueError(f"min_neg_share must be in [0, 1], got {min_neg_share!r}")
 
 
 class ThresholdDetector:
     """Fires when a window has both enough negative items and a high negative share.
 
+    Stateless: every window that meets both thresholds gives its own alert.
     The rule string (``rule``), e.g. ``"neg_count>=5&neg_share>=0.6"``, goes
     into every alert and into its ``alert_id``: changing a threshold changes
     the ids of the alerts it produces.
@@ -24,10 +50,7 @@ class ThresholdDetector:
     """
 
     def __init__(self, min_negative: int, min_neg_share: float) -> None:
-        if isinstance(min_negative, bool) or int(min_negative) != min_negative or min_negative < 1:
-            raise ValueError(f"min_negative must be an int >= 1, got {min_negative!r}")
-        if not 0.0 <= min_neg_share <= 1.0:
-            raise ValueError(f"min_neg_share must be in [0, 1], got {min_neg_share!r}")
+        _check_thresholds(min_negative, min_neg_share)
         self._min_negative = int(min_negative)
         self._min_neg_share = float(min_neg_share)
         self._rule = f"neg_count>={self._min_negative}&neg_share>={self._min_neg_share!r}"
@@ -52,3 +75,156 @@ class ThresholdDetector:
         if w.n_negative >= self._min_negative and w.neg_share >= self._min_neg_share:
             return Alert.from_window(w, self._rule)
         return None
+
+    def evaluate_windows(self, closed: Sequence[WindowResult], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
+        """``evaluate`` over ``closed`` in order (the other arguments are unused)."""
+        return [a for a in (self.evaluate(w) for w in closed) if a is not None]
+
+
+class SpikeDetector:
+    """Baseline-aware spike detector with significance test, user rules and lifecycle.
+
+    A closed window of key ``k`` *fires* when all of these hold:
+
+    * ``n_negative >= min_negative`` and ``neg_share >= min_neg_share``;
+    * ``p_value <= alpha``, where ``p_value = P(X >= n_negative)`` for
+      ``X ~ Binomial(n, p0)`` and ``p0`` is ``k``'s baseline share clamped to
+      [0.05, 0.95];
+    * every user rule (``rules``) is true on the window's statistics.
+
+    Firing windows open an episode (one firing alert, then silence while
+    firing); see ``alerts._lifecycle``. A window is *calm*, and ends an open
+    episode, when it does not fire and ``neg_share < resolve_share`` or
+    ``p_value >= resolve_p`` (hysteresis: both bounds lie well inside the
+    firing condition). The baseline learns from every closed window after it
+    was tested, but only from windows that start at a multiple of their own
+    length (the tumbling windows among hopping ones: an item is learnt once),
+    and from significant windows (``p_value < resolve_p``) with the long-run
+    weight only: a burst barely moves its key's baseline, while a key whose
+    usual share is high is learnt in the end and stops alerting.
+    Severity is from Cohen's h of ``neg_share`` against ``p0``.
+
+    Args:
+        min_negative: minimum negative count, >= 1.
+        min_neg_share: minimum negative share, [0, 1].
+        alpha: significance level of the binomial test, (0, 1].
+        resolve_share: hysteresis share bound; default ``min_neg_share / 2``.
+        resolve_p: hysteresis p-value bound, in (alpha, 1]; default 0.05.
+        baseline: the per-key baseline (default ``EwmaBaseline()``).
+        rules: extra conditions (texts are compiled with ``compile_rule``).
+
+    Raises:
+        ValueError: a threshold out of range; ``alerts.RuleError`` (a
+            ValueError) for a rejected rule.
+    """
+
+    def __init__(
+        self,
+        min_negative: int,
+        min_neg_share: float,
+        alpha: float = 0.001,
+        resolve_share: float | None = None,
+        resolve_p: float = 0.05,
+        baseline: EwmaBaseline | None = None,
+        rules: Sequence[str | Rule] = (),
+    ) -> None:
+        _check_thresholds(min_negative, min_neg_share)
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+        self.min_negative = int(min_negative)
+        self.min_neg_share = float(min_neg_share)
+        self.alpha = float(alpha)
+        self.baseline = baseline or EwmaBaseline()
+        self.rules: tuple[Rule, ...] = tuple(r if isinstance(r, Rule) else compile_rule(r) for r in rules)
+        self.resolve_share = self.min_neg_share / 2 if resolve_share is None else float(resolve_share)
+        if not 0.0 <= self.resolve_share <= self.min_neg_share:
+            raise ValueError(f"resolve_share must be in [0, min_neg_share], got {resolve_share!r}")
+        if not self.alpha < resolve_p <= 1.0:
+            raise ValueError(f"resolve_p must be in (alpha, 1], got {resolve_p!r}")
+        self.resolve_p = float(resolve_p)
+        self.lifecycle = AlertLifecycle()
+        self.baseline_phase_ms = 0  # windows starting at a multiple of their size (from the epoch) are learnt
+        parts = [f"neg_count>={self.min_negative}", f"neg_share>={self.min_neg_share!r}", f"p<={self.alpha!r}"]
+        self._rule = "&".join(parts + [f"({r.text})" for r in self.rules])
+
+    @property
+    def rule(self) -> str:
+        """The rule string carried by the alerts (and hashed into their ids)."""
+        return self._rule
+
+    def stats(self, w: WindowResult) -> dict[str, float]:
+        """The statistics of ``w`` that rules see (``alerts.RULE_SYMBOLS``), against the current baseline."""
+        key = (w.key_type, w.key)
+        base = self.baseline.share(key)
+        p0 = min(max(base, _P0_FLOOR), _P0_CEIL)
+        return {
+            "n": float(w.n),
+            "neg_count": float(w.n_negative),
+            "neu_count": float(w.n_neutral),
+            "pos_count": float(w.n_positive),
+            "neg_share": w.neg_share,
+            "mean_score": w.mean_score,
+            "baseline_share": base,
+            "baseline_std": self.baseline.std(key),
+            "p_value": binomial_sf(w.n_negative, w.n, p0),
+            "effect_size": cohens_h(w.neg_share, p0),
+            "window_minutes": (w.end_ms - w.start_ms) / 60_000,
+        }
+
+    def fires(self, w: WindowResult, stats: dict[str, float]) -> bool:
+        """Whether ``w`` meets every condition (see the class docstring)."""
+        return (
+            w.n_negative >= self.min_negative
+            and w.neg_share >= self.min_neg_share
+            and stats["p_value"] <= self.alpha
+            and all(rule(stats) for rule in self.rules)
+        )
+
+    def evaluate_windows(self, closed: Sequence[WindowResult], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
+        """Run the detector over closed windows, in the order given, then over the watermark.
+
+        Args:
+            closed: windows closed by one ``advance``, ordered by ``(end_ms, key)``.
+            watermark_ms: the watermark after that ``advance`` (epoch ms UTC);
+                episodes whose key had an empty window before it resolve.
+            hop_ms: distance between consecutive window ends (the window size
+                for tumbling windows), ms.
+
+        Returns:
+            Firing and resolved alerts in the order decided.
+        """
+        out: list[Alert] = []
+        for w in closed:
+            key = (w.key_type, w.key)
+            quiet = self.lifecycle.expire_quiet(key, w.end_ms - hop_ms, hop_ms)
+            if quiet is not None:
+                out.append(quiet)
+            stats = self.stats(w)
+            fires = self.fires(w, stats)
+            was_open = self.lifecycle.firing(key)
+            alert = self._alert(w, stats) if fires and not was_open else None
+            calm = w.neg_share < self.resolve_share or stats["p_value"] >= self.resolve_p
+            message = self.lifecycle.observe(key, w.end_ms, fires, calm, alert)
+            if message is not None:
+                out.append(message)
+            if (w.start_ms - self.baseline_phase_ms) % (w.end_ms - w.start_ms) == 0:
+                # learn from non-overlapping windows only (hopping windows would count an item size/hop times)
+                self.baseline.update(key, w.neg_share, suspicious=stats["p_value"] < self.resolve_p)
+        if watermark_ms is not None:
+            for key in sorted(self.lifecycle.open_episodes):
+                quiet = self.lifecycle.expire_quiet(key, watermark_ms, hop_ms)
+                if quiet is not None:
+                    out.append(quiet)
+        return out
+
+    def _alert(self, w: WindowResult, stats: dict[str, float]) -> Alert:
+        alert = Alert.from_window(w, self._rule)
+        h = stats["effect_size"]
+        return alert.model_copy(
+            update={
+                "severity": severity_for(h),
+                "baseline_share": stats["baseline_share"],
+                "p_value": stats["p_value"],
+                "effect_size": h,
+            }
+        )

@@ -1,14 +1,25 @@
-"""Event-time tumbling windows per ticker.
+"""Event-time windows per key (ticker, topic, market): tumbling and hopping.
 
 Windows
-    An item's event time is ``ScoredItem.published_ms`` (epoch ms UTC). Its
-    window is ``[t - t % size_ms, t - t % size_ms + size_ms)``; the item is
-    added to that window for each distinct ticker of the item (an item
-    without tickers goes to no window). Inside a window the item id is the
-    dedup key: the same item twice counts once (the first copy is kept).
+    An item's event time is ``ScoredItem.published_ms`` (epoch ms UTC).
+    Windows are ``size_ms`` long and start every ``hop_ms`` (``hop_ms ==
+    size_ms``: tumbling; ``hop_ms < size_ms``: hopping, each item is in
+    ``size_ms / hop_ms`` windows), aligned to the Unix epoch: the windows of
+    ``t`` are ``[s, s + size_ms)`` for every multiple ``s`` of ``hop_ms`` with
+    ``s <= t < s + size_ms``. An item joins the windows of each of its keys:
+    ``ticker`` (each distinct ticker), ``topic`` (its topic, when it has one)
+    and ``market`` (key ``"*"``: every item), as selected by ``key_types``.
+
+Repeated stories
+    Inside one window of one key, an item counts once per *story*: its
+    ``story_key`` (the lower-cased words of its title; the item id when it has
+    no title). The same headline from several sources, or re-sent, counts
+    once (the first copy is kept); ``duplicate_count`` counts the others.
 
 Watermark rule
-    * Per partition: ``max event time seen on that partition - allowed_lateness_ms``.
+    * Per partition: ``max event time seen on that partition -
+      allowed_lateness_ms``. Heartbeats (``heartbeat``) advance a partition's
+      max event time like an item does, without adding anything.
     * Operator watermark, computed by ``advance(idle_partitions)``: the
       minimum of the per-partition watermarks over the partitions seen that
       are not idle; when every partition seen is idle, the maximum of them
@@ -16,30 +27,30 @@ Watermark rule
       ``assign_partitions`` but not seen yet (and not idle) holds the
       watermark where it is. It never moves backwards.
     * ``advance`` closes every window whose ``end_ms <= watermark`` and emits
-      its result, ordered by ``(end_ms, key)``.
+      its result, ordered by ``(end_ms, key_type, key)``. A window is emitted
+      once: items up to ``allowed_lateness_ms`` behind their partition's max
+      are still counted because the watermark trails by that much.
 
 Late items
-    ``add`` rejects (returns False, counts in ``late_count``) an item whose
-    window end is ``<=`` its own partition's watermark (late for its
-    partition, even while other partitions keep the window open) or ``<=``
-    the operator watermark (the window is closed). Judging lateness against
-    the item's own partition makes the output a function of the
-    per-partition record order only: replaying the same partitions gives
-    identical results whatever the interleaving across partitions and
-    whenever ``advance`` is called, provided the partitions are declared up
-    front with ``assign_partitions``. Without that declaration a partition
-    first seen after the watermark passed some of its items has those items
-    judged late; and marking a partition idle lets the watermark pass it, so
-    an item it delivers afterwards for a closed window is late. Both are by
-    design and depend on timing.
+    ``add_item`` rejects an item whose *last* window end is ``<=`` its own
+    partition's watermark or ``<=`` the operator watermark and returns its
+    lateness (ms the watermark is past the item's event time), counted in
+    ``late_count``; the caller routes it to the late-events output. An item
+    of a hopping window some of whose windows are closed joins the open ones
+    (``partial_late_count``). Judging lateness against the item's own
+    partition makes the output a function of the per-partition record order
+    only, provided the partitions are declared up front with
+    ``assign_partitions``.
 
 There is no wall clock anywhere in this module.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
 from ._result import EVIDENCE_LIMIT, Evidence, WindowResult
@@ -47,13 +58,24 @@ from ._result import EVIDENCE_LIMIT, Evidence, WindowResult
 if TYPE_CHECKING:  # typing only: importing ``inference`` loads ONNX Runtime
     from inference._scored import ScoredItem
 
-__all__ = ["TumblingWindows"]
+__all__ = ["KEY_TYPES", "MARKET_KEY", "EventTimeWindows", "TumblingWindows", "story_key"]
 
-_KEY_TYPE = "ticker"
+#: The key types a window operator can group by.
+KEY_TYPES: tuple[str, ...] = ("ticker", "topic", "market")
+#: The one key of the ``market`` key type.
+MARKET_KEY = "*"
+
+_WORD = re.compile(r"\w+")
 
 
-class TumblingWindows:
-    """Tumbling event-time windows keyed by ticker, with a partition watermark.
+def story_key(item: ScoredItem) -> str:
+    """The dedup key of a story: its title's lower-cased words joined by spaces, else ``"id:" + item_id``."""
+    words = _WORD.findall(item.title.casefold())
+    return " ".join(words) if words else "id:" + item.item_id
+
+
+class EventTimeWindows:
+    """Tumbling or hopping event-time windows per key, with a partition watermark.
 
     Not thread-safe: drive it from the consumer loop.
 
@@ -61,32 +83,61 @@ class TumblingWindows:
         size_ms: window length in ms, > 0.
         allowed_lateness_ms: how far (ms) event time may go back on one
             partition and its items still be counted, >= 0.
+        hop_ms: distance between window starts, ms; ``None`` = ``size_ms``
+            (tumbling). Must divide ``size_ms``.
+        key_types: which of ``KEY_TYPES`` to group by.
 
     Raises:
-        ValueError: when ``size_ms <= 0`` or ``allowed_lateness_ms < 0``.
+        ValueError: a size, hop or lateness out of range, or an unknown key type.
     """
 
-    def __init__(self, size_ms: int, allowed_lateness_ms: int) -> None:
+    def __init__(
+        self,
+        size_ms: int,
+        allowed_lateness_ms: int,
+        hop_ms: int | None = None,
+        key_types: Iterable[str] = ("ticker",),
+    ) -> None:
         if size_ms <= 0:
             raise ValueError(f"size_ms must be > 0, got {size_ms}")
         if allowed_lateness_ms < 0:
             raise ValueError(f"allowed_lateness_ms must be >= 0, got {allowed_lateness_ms}")
+        hop = size_ms if hop_ms is None else hop_ms
+        if hop <= 0 or hop > size_ms or size_ms % hop:
+            raise ValueError(f"hop_ms must be in (0, size_ms] and divide size_ms={size_ms}, got {hop_ms}")
+        kinds = tuple(dict.fromkeys(key_types))
+        unknown = [k for k in kinds if k not in KEY_TYPES]
+        if unknown or not kinds:
+            raise ValueError(f"key_types must be a non-empty subset of {KEY_TYPES}, got {key_types!r}")
         self._size_ms = int(size_ms)
+        self._hop_ms = int(hop)
         self._lateness_ms = int(allowed_lateness_ms)
-        # partition -> max event time (ms) seen on it
+        self._kinds = kinds
         self._max_event_ms: dict[int, int] = {}
-        # partitions declared by assign_partitions (seen or not)
         self._assigned: set[int] = set()
         self._watermark_ms: int | None = None
-        # window end (ms) -> key -> item_id -> first copy of the item
-        self._open: dict[int, dict[str, dict[str, ScoredItem]]] = {}
+        # window end (ms) -> (key_type, key) -> story key -> first copy of the item
+        self._open: dict[int, dict[tuple[str, str], dict[str, ScoredItem]]] = {}
         self._late_count = 0
+        self._partial_late_count = 0
         self._duplicate_count = 0
+
+    # -- properties ---------------------------------------------------------------
 
     @property
     def size_ms(self) -> int:
         """Window length, ms."""
         return self._size_ms
+
+    @property
+    def hop_ms(self) -> int:
+        """Distance between consecutive window starts (and ends), ms."""
+        return self._hop_ms
+
+    @property
+    def key_types(self) -> tuple[str, ...]:
+        """The key types grouped by."""
+        return self._kinds
 
     @property
     def allowed_lateness_ms(self) -> int:
@@ -104,21 +155,32 @@ class TumblingWindows:
         return sum(len(keys) for keys in self._open.values())
 
     @property
+    def oldest_open_start_ms(self) -> int | None:
+        """Start (epoch ms UTC) of the oldest open window, None when none is open."""
+        return min(self._open) - self._size_ms if self._open else None
+
+    @property
     def late_count(self) -> int:
-        """Items rejected by ``add`` as late since construction."""
+        """Items rejected as late since construction."""
         return self._late_count
 
     @property
+    def partial_late_count(self) -> int:
+        """Items of hopping windows that missed some (closed) windows but joined open ones."""
+        return self._partial_late_count
+
+    @property
     def duplicate_count(self) -> int:
-        """(item, key) pairs ignored because the item id was already in that window."""
+        """(item, window, key) triples ignored because the story was already in that window."""
         return self._duplicate_count
+
+    # -- input --------------------------------------------------------------------
 
     def assign_partitions(self, partitions: Collection[int]) -> None:
         """Declare partitions that will deliver items (e.g. the consumer's assignment).
 
-        Until it delivers its first item, a declared partition that is not
-        passed as idle to ``advance`` holds the watermark back, so that its
-        items are not judged late because other partitions ran ahead.
+        Until it delivers its first item or heartbeat, a declared partition
+        that is not passed as idle to ``advance`` holds the watermark back.
         Declaring is cumulative; declaring a partition again is harmless.
         """
         self._assigned.update(partitions)
@@ -129,46 +191,125 @@ class TumblingWindows:
         return None if max_ms is None else max_ms - self._lateness_ms
 
     def window_of(self, event_ms: int) -> tuple[int, int]:
-        """The ``(start_ms, end_ms)`` of the window holding ``event_ms`` (epoch ms UTC)."""
-        start = event_ms - event_ms % self._size_ms
+        """The ``(start_ms, end_ms)`` of the latest window holding ``event_ms`` (epoch ms UTC)."""
+        start = event_ms - event_ms % self._hop_ms
         return start, start + self._size_ms
 
-    def add(self, partition: int, item: ScoredItem) -> bool:
+    def windows_of(self, event_ms: int) -> list[tuple[int, int]]:
+        """Every ``(start_ms, end_ms)`` holding ``event_ms``, oldest first."""
+        last_start, _ = self.window_of(event_ms)
+        n = self._size_ms // self._hop_ms
+        return [(s, s + self._size_ms) for s in range(last_start - (n - 1) * self._hop_ms, last_start + 1, self._hop_ms)]
+
+    def heartbeat(self, partition: int, event_ms: int) -> None:
+        """A heartbeat read from ``partition``: nothing older than ``event_ms`` is still to come on it.
+
+        Advances the partition's max event time (never backwards) like an item would.
+        """
+        current = self._max_event_ms.get(partition)
+        if current is None or event_ms > current:
+            self._max_event_ms[partition] = int(event_ms)
+
+    def _closed_through(self, partition: int) -> int | None:
+        partition_wm = self.partition_watermark_ms(partition)
+        marks = [m for m in (partition_wm, self._watermark_ms) if m is not None]
+        return max(marks) if marks else None
+
+    def lateness_ms(self, partition: int, event_ms: int) -> int:
+        """How far (ms, >= 0) the watermark that applies to ``partition`` is past ``event_ms``."""
+        closed = self._closed_through(partition)
+        return 0 if closed is None else max(0, closed - event_ms)
+
+    def _keys_of(self, item: ScoredItem) -> list[tuple[str, str]]:
+        keys: list[tuple[str, str]] = []
+        for kind in self._kinds:
+            if kind == "ticker":
+                keys.extend(("ticker", t) for t in dict.fromkeys(item.tickers) if t)
+            elif kind == "topic":
+                if item.topic:
+                    keys.append(("topic", item.topic))
+            else:
+                keys.append(("market", MARKET_KEY))
+        return keys
+
+    def add_item(self, partition: int, item: ScoredItem) -> int | None:
         """Add one scored item read from ``partition``.
 
         The item's event time also advances the partition's watermark, even
-        when the item has no ticker.
-
-        Args:
-            partition: the source partition (any int, e.g. the Kafka partition).
-            item: the scored item.
+        when the item has no key.
 
         Returns:
-            False when the item is late (counted in ``late_count``, not added),
-            True otherwise (including duplicates and items without tickers).
+            None when the item was taken (including duplicates and items
+            without keys); its lateness in ms (>= 0) when it is late (counted
+            in ``late_count``, not added).
         """
         event_ms = item.published_ms
-        _, end_ms = self.window_of(event_ms)
-        partition_wm = self.partition_watermark_ms(partition)
-        if (partition_wm is not None and end_ms <= partition_wm) or (
-            self._watermark_ms is not None and end_ms <= self._watermark_ms
-        ):
+        closed = self._closed_through(partition)
+        _, last_end = self.window_of(event_ms)
+        if closed is not None and last_end <= closed:
             self._late_count += 1
-            return False
-        if partition_wm is None or event_ms > self._max_event_ms[partition]:
+            return max(0, closed - event_ms)
+        current = self._max_event_ms.get(partition)
+        if current is None or event_ms > current:
             self._max_event_ms[partition] = event_ms
-        keys = self._open.get(end_ms)
-        for ticker in dict.fromkeys(item.tickers):
-            if not ticker:
+        keys = self._keys_of(item)
+        if not keys:
+            return None
+        story = story_key(item)
+        partial = False
+        for _, end_ms in self.windows_of(event_ms):
+            if closed is not None and end_ms <= closed:
+                partial = True
                 continue
-            if keys is None:
-                keys = self._open[end_ms] = {}
-            items = keys.setdefault(ticker, {})
-            if item.item_id in items:
-                self._duplicate_count += 1
-            else:
-                items[item.item_id] = item
-        return True
+            window = self._open.get(end_ms)
+            if window is None:
+                window = self._open[end_ms] = {}
+            for key in keys:
+                stories = window.get(key)
+                if stories is None:
+                    window[key] = {story: item}
+                elif story in stories:
+                    self._duplicate_count += 1
+                else:
+                    stories[story] = item
+        self._partial_late_count += partial
+        return None
+
+    def restore(self, partition: int, item: ScoredItem, closed_through_ms: int) -> None:
+        """Put back an item read again from the scored topic after a restart or rebalance.
+
+        Unlike ``add_item`` there is no lateness check against the partition
+        (restored items arrive after newer ones); the item joins only its
+        windows that end after ``closed_through_ms`` (those ending earlier were
+        decided before the restart) and after the operator watermark. It does
+        not move the partition's watermark (the caller sets it with
+        ``heartbeat`` from the last committed record). Repeated stories are deduplicated
+        as usual, so an item both restored and re-consumed counts once.
+
+        Args:
+            partition: the partition the item belongs to.
+            item: the scored item.
+            closed_through_ms: windows ending at or before this (epoch ms UTC) are skipped.
+        """
+        floor = closed_through_ms if self._watermark_ms is None else max(closed_through_ms, self._watermark_ms)
+        keys = self._keys_of(item)
+        story = story_key(item)
+        for _, end_ms in self.windows_of(item.published_ms):
+            if end_ms <= floor:
+                continue
+            window = self._open.setdefault(end_ms, {})
+            for key in keys:
+                stories = window.setdefault(key, {})
+                if story in stories:
+                    self._duplicate_count += 1
+                else:
+                    stories[story] = item
+
+    def add(self, partition: int, item: ScoredItem) -> bool:
+        """``add_item`` as a bool: False when the item is late, True otherwise."""
+        return self.add_item(partition, item) is None
+
+    # -- output -------------------------------------------------------------------
 
     def advance(self, idle_partitions: Collection[int] = ()) -> list[WindowResult]:
         """Recompute the operator watermark and close the windows it passed.
@@ -181,7 +322,7 @@ class TumblingWindows:
 
         Returns:
             The results of the windows closed by this call, ordered by
-            ``(end_ms, key)``; empty when none closed.
+            ``(end_ms, key_type, key)``; empty when none closed.
         """
         idle = set(idle_partitions)
         waiting = any(p not in self._max_event_ms and p not in idle for p in self._assigned)
@@ -201,25 +342,45 @@ class TumblingWindows:
                 results.append(self._result(key, end_ms, keys[key].values()))
         return results
 
-    def _result(self, key: str, end_ms: int, items: Collection[ScoredItem]) -> WindowResult:
+    def _result(self, key: tuple[str, str], end_ms: int, items: Collection[ScoredItem]) -> WindowResult:
         n = len(items)
-        labels = [it.label for it in items]
-        n_negative = labels.count("negative")
-        ranked = sorted(items, key=lambda it: (-it.p_negative, it.item_id))
+        n_negative = n_neutral = 0
+        for it in items:
+            if it.label == "negative":
+                n_negative += 1
+            elif it.label == "neutral":
+                n_neutral += 1
+        ranked = heapq.nsmallest(EVIDENCE_LIMIT, items, key=lambda it: (-it.p_negative, it.item_id))
         return WindowResult(
-            key_type=_KEY_TYPE,
-            key=key,
+            key_type=key[0],
+            key=key[1],
             start_ms=end_ms - self._size_ms,
             end_ms=end_ms,
             n=n,
             n_negative=n_negative,
-            n_neutral=labels.count("neutral"),
-            n_positive=labels.count("positive"),
+            n_neutral=n_neutral,
+            n_positive=n - n_negative - n_neutral,
             neg_share=n_negative / n,
             mean_score=math.fsum(it.score for it in items) / n,
-            evidence=tuple(
-                Evidence(item_id=it.item_id, title=it.title, p_negative=it.p_negative)
+            evidence=tuple(  # fields come from validated ScoredItems: no second validation
+                Evidence.model_construct(item_id=it.item_id, title=it.title, p_negative=it.p_negative)
                 for it in ranked[:EVIDENCE_LIMIT]
             ),
             model_versions=tuple(sorted({it.model_version for it in items})),
         )
+
+
+class TumblingWindows(EventTimeWindows):
+    """Tumbling windows (``hop_ms == size_ms``); by default keyed by ticker only.
+
+    Args:
+        size_ms: window length in ms, > 0.
+        allowed_lateness_ms: allowed lateness per partition, ms, >= 0.
+        key_types: which of ``KEY_TYPES`` to group by.
+
+    Raises:
+        ValueError: as ``EventTimeWindows``.
+    """
+
+    def __init__(self, size_ms: int, allowed_lateness_ms: int, key_types: Iterable[str] = ("ticker",)) -> None:
+        super().__init__(size_ms, allowed_lateness_ms, hop_ms=None, key_types=key_types)

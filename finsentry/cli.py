@@ -58,6 +58,21 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--from", dest="start", type=_utc, default=None, help="first event time (ISO 8601; naive = UTC)")
     rep.add_argument("--to", dest="end", type=_utc, default=None, help="end event time, exclusive")
     rep.add_argument("--topic", default=None, help="target topic (default: kafka.raw_topic)")
+    rep.add_argument("--heartbeat-every", type=float, default=60.0, metavar="S",
+                     help="heartbeat records into every partition each S seconds of feed time (0: none)")
+
+    ev = sub.add_parser("eval-detector", help="recall, false alerts and delay of the detector on real feeds")
+    ev.add_argument("--background", type=Path, default=None, help="background feed (default: the Benzinga file)")
+    ev.add_argument("--bearish", type=Path, default=None, help="CSV of labelled tweets (default: sent_valid.csv)")
+    ev.add_argument("--sizes", default="3,5,8,12", help="burst sizes, comma-separated")
+    ev.add_argument("--bursts", type=int, default=30, help="bursts per size")
+    ev.add_argument("--burst-minutes", type=int, default=30, help="each burst's span")
+    ev.add_argument("--seed", type=int, default=7)
+    ev.add_argument("--out", type=Path, default=None, help="write the JSON here")
+
+    beat = sub.add_parser("heartbeat", help="write wall-clock heartbeat records into every raw-topic partition")
+    beat.add_argument("--every", type=float, default=10.0, metavar="S", help="seconds between heartbeats")
+    beat.add_argument("--count", type=int, default=None, help="stop after N rounds (default: until Ctrl-C)")
 
     score = sub.add_parser("score", help="score texts with the model and print labels and probabilities")
     score.add_argument("texts", nargs="+", help="texts to score")
@@ -204,7 +219,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stats = daemon.run(idle_exit_s=args.idle_exit)
     print(
         f"consumed {stats.consumed}, scored {stats.scored}, dead-lettered {stats.dead_lettered}, "
-        f"late {stats.late}, windows closed {stats.windows_closed}, alerts {len(stats.alerts)}"
+        f"late {stats.late}, windows closed {stats.windows_closed}, "
+        f"alerts {sum(a.status == 'firing' for a in stats.alerts)}, "
+        f"resolved {sum(a.status == 'resolved' for a in stats.alerts)}"
     )
     return 0
 
@@ -227,11 +244,14 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     producer = make_producer(k.bootstrap)
     try:
         with tqdm(total=len(feed.items), unit="item", desc="replay", disable=None) as bar:
-            stats = replay_items(feed.items, producer, topic, speed=args.speed, on_sent=lambda _: bar.update())
+            every_ms = round(args.heartbeat_every * 1000) or None
+            partitions = (producer.partitions_for(topic) or set()) if every_ms else set()
+            stats = replay_items(feed.items, producer, topic, speed=args.speed, on_sent=lambda _: bar.update(),
+                                 heartbeat_every_ms=every_ms, partitions=partitions)
     finally:
         producer.close()
     print(f"replayed {stats.sent} items ({feed.format}) to {topic} in {stats.seconds:.1f} s; "
-          f"{len(feed.rejected)} rows rejected")
+          f"{len(feed.rejected)} rows rejected; {stats.heartbeats} heartbeats")
     return 0
 
 
@@ -376,6 +396,47 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_eval_detector(args: argparse.Namespace, settings: Settings) -> int:
+    from finsentry.demo import default_data_dir
+    from finsentry.eval_detector import evaluate_detector, format_table, write_result
+
+    data = default_data_dir()
+    background = args.background or data / "massive_stock_news_analyst_ratings_partial" / "analyst_ratings_processed.csv"
+    bearish = args.bearish or data / "twitter_financial_news_sentiment" / "sent_valid.csv"
+    sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
+    result = evaluate_detector(settings, background, bearish, sizes, args.bursts, args.burst_minutes, args.seed)
+    if args.out:
+        write_result(result, args.out)
+    print(format_table(result.doc))
+    bg = result.doc["background"]
+    print(f"background: {bg['items']} items, {bg['ticker_days']} ticker-days, {bg['false_alerts']} alerts")
+    return 0
+
+
+def _cmd_heartbeat(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from ingest import HEARTBEAT_KEY, heartbeat_value, make_producer
+
+    k = settings.kafka
+    producer = make_producer(k.bootstrap)
+    rounds = 0
+    try:
+        while args.count is None or rounds < args.count:
+            now_ms = time.time_ns() // 1_000_000  # the live clock: this command is the wall-clock edge
+            for partition in sorted(producer.partitions_for(k.raw_topic) or ()):
+                producer.send(k.raw_topic, key=HEARTBEAT_KEY, value=heartbeat_value(now_ms), partition=partition,
+                              timestamp_ms=now_ms)
+            producer.flush()
+            rounds += 1
+            if args.count is None or rounds < args.count:
+                time.sleep(args.every)
+    finally:
+        producer.close()
+    print(f"sent {rounds} heartbeat rounds to {k.raw_topic}")
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     print(settings.model_dump_json(indent=2))
     return 0
@@ -392,6 +453,8 @@ _COMMANDS = {
     "refresh": _cmd_refresh,
     "config": _cmd_config,
     "bench": _cmd_bench,
+    "heartbeat": _cmd_heartbeat,
+    "eval-detector": _cmd_eval_detector,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,6 +70,7 @@ class KafkaSettings(_Section):
     raw_topic: str = Field(default="news.raw", min_length=1)
     scored_topic: str = Field(default="news.scored", min_length=1)
     dlq_topic: str = Field(default="news.dlq", min_length=1)
+    late_topic: str = Field(default="news.late", min_length=1, description="late and future-dated scored items")
     partitions: int = Field(default=4, ge=1, le=1024, description="partitions of topics finsentry creates")
     create_topics: bool = Field(default=True, description="create missing topics at start")
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
@@ -96,17 +97,53 @@ class BatchSettings(_Section):
 
 
 class WindowSettings(_Section):
-    """Event-time tumbling windows per ticker."""
+    """Event-time windows (tumbling, or hopping when ``hop_minutes`` is set) per key."""
 
     size_minutes: float = Field(default=60, gt=0, le=7 * 24 * 60)
+    hop_minutes: float | None = Field(default=None, gt=0, description="hopping windows: must divide size_minutes")
     allowed_lateness_minutes: float = Field(default=10, ge=0, le=7 * 24 * 60)
+    key_types: list[Literal["ticker", "topic", "market"]] = Field(default=["ticker"], min_length=1)
+    max_future_minutes: float = Field(
+        default=5, ge=0, description="items dated further than this after their ingestion time are flagged 'future'"
+    )
+    idle_advance: bool = Field(
+        default=True,
+        description="caught-up partitions stop holding the watermark (false: only items and heartbeats move it)",
+    )
+    rebuild: bool = Field(default=True, description="rebuild open windows from the scored topic on assignment")
+    aliases_csv: Path | None = Field(default=None, description="alias,ticker CSV for items without tickers")
+
+    @model_validator(mode="after")
+    def _hop_divides(self) -> "WindowSettings":
+        if self.hop_minutes is not None:
+            size_ms, hop_ms = round(self.size_minutes * 60_000), round(self.hop_minutes * 60_000)
+            if hop_ms > size_ms or size_ms % hop_ms:
+                raise ValueError(f"hop_minutes={self.hop_minutes} must divide size_minutes={self.size_minutes}")
+        return self
 
 
 class DetectorSettings(_Section):
-    """Threshold spike detector: fires when both thresholds are met in a window."""
+    """Spike detector (``kind = "spike"``: baseline, binomial test, rules, lifecycle) or plain thresholds."""
 
+    kind: Literal["spike", "threshold"] = "spike"
     min_negative: int = Field(default=5, ge=1)
     min_neg_share: float = Field(default=0.6, gt=0, le=1)
+    alpha: float = Field(default=0.001, gt=0, le=1, description="significance level of the binomial test")
+    resolve_share: float | None = Field(default=None, ge=0, le=1, description="hysteresis bound (min_neg_share/2)")
+    resolve_p: float = Field(default=0.05, gt=0, le=1, description="a window with p-value >= this is calm")
+    baseline_halflife_windows: float = Field(default=24, gt=0)
+    prior_share: float = Field(default=0.2, gt=0, lt=1, description="baseline share of a key not seen yet")
+    prior_windows: int = Field(default=4, ge=0, description="how many windows the prior is worth")
+    rules: list[str] = Field(default=[], description="extra conditions, see docs/detector.md")
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_compile(cls, value: list[str]) -> list[str]:
+        from alerts import compile_rule  # the alerts stage owns the rule language
+
+        for text in value:
+            compile_rule(text)  # RuleError (a ValueError) names the rule and the reason
+        return value
 
 
 #: Default retry schedule, seconds, modelled on the Standard Webhooks one (mirrors

@@ -42,15 +42,14 @@ from alerts import (
     Endpoint,
     Outbox,
     RetryPolicy,
-    ThresholdDetector,
-    TumblingWindows,
     load_secrets,
 )
 from finsentry.broker import create_topics
 from finsentry.config import Settings
-from finsentry.pipeline import BatchOutput, Pipeline
+from finsentry.pipeline import BatchOutput, Pipeline, build_detector, build_windows
+from finsentry.rebuild import OnAssigned, rebuild_windows
 from inference import Scorer
-from ingest import RecordLike, make_consumer, make_producer
+from ingest import RecordLike, TickerExtractor, load_aliases, make_consumer, make_producer
 
 __all__ = ["Daemon", "DaemonStats", "build_delivery", "build_pipeline"]
 
@@ -96,15 +95,14 @@ def build_pipeline(settings: Settings, scorer: Scorer | None = None) -> Pipeline
 
     Raises:
         inference.ModelFolderError, inference.ProviderError: model problems.
+        ingest.FeedError: the alias CSV cannot be read.
     """
     if scorer is None:
         scorer = Scorer(settings.model.path, settings.model.device, settings.model.intra_op_threads)
-    windows = TumblingWindows(
-        size_ms=int(settings.windows.size_minutes * 60_000),
-        allowed_lateness_ms=int(settings.windows.allowed_lateness_minutes * 60_000),
-    )
-    detector = ThresholdDetector(settings.detector.min_negative, settings.detector.min_neg_share)
-    return Pipeline(scorer, windows, detector)
+    w = settings.windows
+    tickers = TickerExtractor(load_aliases(w.aliases_csv) if w.aliases_csv else None)
+    return Pipeline(scorer, build_windows(settings), build_detector(settings), tickers,
+                    max_future_ms=round(w.max_future_minutes * 60_000))
 
 
 def build_delivery(settings: Settings) -> DeliveryService:
@@ -144,11 +142,15 @@ class Daemon:
         self._in_flight: tuple[Future, _Batch] | None = None
         self._in_hand: set[int] = set()  # partitions with records consumed but not yet windowed
         self._unassigned_since: float | None = None  # monotonic s; see _refresh_if_unassigned
+        self._rebuilt: set[int] = set()  # partitions whose open windows were rebuilt (finsentry.rebuild)
         self.delivery = build_delivery(settings)  # before Kafka: a bad secret fails at once
         self.outbox = self.delivery.outbox
         k = settings.kafka
         if k.create_topics:
-            create_topics(k.bootstrap, {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1})
+            create_topics(
+                k.bootstrap,
+                {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1, k.late_topic: 1},
+            )
         self.producer: KafkaProducer = make_producer(k.bootstrap)
         self.consumer: KafkaConsumer = make_consumer(
             k.bootstrap,
@@ -159,6 +161,8 @@ class Daemon:
             session_timeout_ms=k.session_timeout_ms,
             max_poll_records=settings.batch.max_batch,
         )
+        self._to_rebuild: set[int] = set()  # assigned, not rebuilt yet: done in the loop, not inside poll
+        self.consumer.subscribe([k.raw_topic], listener=OnAssigned(self._to_rebuild.update))
         self.delivery.start()
         log.info(
             "daemon ready: model %s, provider=%s, group %s, topic %s",
@@ -186,6 +190,7 @@ class Daemon:
                 stopping = self._stop.is_set()
                 batch = _Batch() if stopping else self._consume()
                 done = self._finish_scoring()
+                self._rebuild()  # newly assigned partitions, while no batch is being scored or windowed
                 self._in_hand = {r.partition for r in batch.records}
                 if batch.records:
                     last_record = time.monotonic()
@@ -304,9 +309,12 @@ class Daemon:
 
     def _write(self, out: BatchOutput) -> None:
         k = self.settings.kafka
-        for _, scored in out.scored:
+        for partition, scored in out.scored:  # same partition number as the raw record: see finsentry.rebuild
             key = (scored.tickers[0] if scored.tickers else scored.source).encode()
-            self.producer.send(k.scored_topic, key=key, value=scored.to_json(), timestamp_ms=scored.published_ms)
+            self.producer.send(k.scored_topic, key=key, value=scored.to_json(), timestamp_ms=scored.published_ms,
+                               partition=partition)
+        for late in out.late_events:  # the late-events output (late or future-dated, with lateness)
+            self.producer.send(k.late_topic, key=late.item.item_id.encode(), value=late.to_json())
         for dead in out.dead:
             headers = [("finsentry-reason", dead.reason.encode())]
             self.producer.send(k.dlq_topic, key=dead.key, value=dead.to_json(), headers=headers)
@@ -346,9 +354,19 @@ class Daemon:
         watermark back until it delivers or is idle (caught up).
         """
         self.pipeline.windows.assign_partitions(self._assigned())
-        closed, alerts = self.pipeline.close_windows(self._idle_partitions())
+        idle = self._idle_partitions() if self.settings.windows.idle_advance else set()
+        closed, alerts = self.pipeline.close_windows(idle)
         self.stats.windows_closed += len(closed)
         return alerts
+
+    def _rebuild(self) -> None:
+        """Rebuild the open windows of newly assigned partitions from the scored topic (once each)."""
+        new = self._to_rebuild - self._rebuilt
+        self._to_rebuild.clear()  # the listener holds this very set
+        if new and self.settings.windows.rebuild:
+            k = self.settings.kafka
+            rebuild_windows(k.bootstrap, k.scored_topic, new, self.pipeline.windows, k.raw_topic, k.group_id)
+        self._rebuilt |= new
 
     def _alert(self, alerts: list[Alert]) -> None:
         """Store the alerts durably (before the commit); the delivery workers send them."""

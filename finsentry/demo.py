@@ -103,7 +103,8 @@ def run_demo(
         items = read_feed(feed, limit=limit)
         producer = make_producer(bootstrap)
         try:
-            replayed = replay_items(items.items, producer, k.raw_topic)
+            replayed = replay_items(items.items, producer, k.raw_topic, heartbeat_every_ms=60_000,
+                                    partitions=producer.partitions_for(k.raw_topic) or set())
         finally:
             producer.close()
         print(f"[demo] replayed {replayed.sent} real items from {feed.name} ({len(items.rejected)} rows rejected)")

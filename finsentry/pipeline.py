@@ -1,21 +1,89 @@
-"""The data path, stage by stage: decode → score → window → detect.
+"""The data path, stage by stage: decode → tickers → score → window → detect.
 
 :class:`Pipeline` holds the stages and is free of Kafka, so the daemon (live)
 and replays in process run the very same code. The daemon (``daemon.py``)
-adds the Kafka edges: poll, produce scored records and dead letters, deliver
-alerts, commit.
+adds the Kafka edges: poll, produce scored records, late events and dead
+letters, deliver alerts, commit.
+
+Per record, in order:
+
+1. a heartbeat record (``ingest.parse_heartbeat``) advances its partition's
+   watermark and is not decoded;
+2. ``ingest.decode_record`` → ``NewsItem`` or a dead letter;
+3. an item without tickers gets them from cashtags and the alias table
+   (``ingest.TickerExtractor``); the sources go into ``ticker_sources``;
+4. the model scores it; ``novel`` is False when the same story
+   (``alerts.story_key``) was scored in the previous ``novelty_horizon_ms``
+   of event time (kept per pipeline: informational, it depends on the order
+   partitions are read in; the window counts use their own per-window story
+   dedup, which does not);
+5. the event-time rule (``ingest.check_event_time``): a future-dated item is
+   flagged (``time_flag="future"``), not windowed, and reported as a
+   :class:`LateEvent` with reason ``future``;
+6. ``windows.add_item``: a late item is reported as a :class:`LateEvent`
+   with reason ``late`` and its lateness.
 """
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from alerts import Alert, ThresholdDetector, TumblingWindows, WindowResult
+from alerts import (
+    Alert,
+    EventTimeWindows,
+    EwmaBaseline,
+    SpikeDetector,
+    ThresholdDetector,
+    WindowResult,
+    story_key,
+)
 from inference import ScoredItem, Scorer, Unscored
-from ingest import DeadLetter, NewsItem, RecordLike, decode_record
+from ingest import (
+    DeadLetter,
+    NewsItem,
+    RecordLike,
+    TickerExtractor,
+    check_event_time,
+    decode_record,
+    parse_heartbeat,
+)
 
-__all__ = ["BatchOutput", "Pipeline"]
+__all__ = ["BatchOutput", "LateEvent", "Pipeline", "build_detector", "build_windows"]
+
+if TYPE_CHECKING:
+    from finsentry.config import Settings
+
+_LOG_APPEND_TIME = 1  # Kafka timestamp type: set by the broker at append
+
+
+@dataclass(frozen=True)
+class LateEvent:
+    """A scored item that was not windowed.
+
+    Attributes:
+        partition: the source partition.
+        item: the scored item.
+        reason: ``late`` (its windows had closed) or ``future`` (event time
+            too far after its ingestion time).
+        lateness_ms: for ``late``, how far (ms) the watermark was past its
+            event time; for ``future``, how far (ms) its event time was past
+            its ingestion time.
+    """
+
+    partition: int
+    item: ScoredItem
+    reason: str
+    lateness_ms: int
+
+    def to_json(self) -> bytes:
+        """The late-events topic value: the scored item plus ``late_reason`` and ``lateness_ms``."""
+        doc = self.item.model_dump(mode="json")
+        doc.update(late_reason=self.reason, lateness_ms=self.lateness_ms, partition=self.partition)
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass
@@ -25,12 +93,16 @@ class BatchOutput:
     Attributes:
         scored: (partition, scored item) in input order.
         dead: records that could not be decoded or scored, with reasons.
-        late: scored items whose window had already closed (counted, not windowed).
+        late: scored items that were not windowed (late or future-dated).
+        late_events: the same, with reason and lateness (the late-events output).
+        heartbeats: heartbeat records seen.
     """
 
     scored: list[tuple[int, ScoredItem]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     late: list[ScoredItem] = field(default_factory=list)
+    late_events: list[LateEvent] = field(default_factory=list)
+    heartbeats: int = 0
 
 
 class Pipeline:
@@ -38,37 +110,135 @@ class Pipeline:
 
     Args:
         scorer: the loaded model.
-        windows: event-time window state.
-        detector: turns closed windows into alerts.
+        windows: event-time window state (tumbling or hopping).
+        detector: turns closed windows into alerts (``SpikeDetector`` or
+            ``ThresholdDetector``).
+        tickers: extracts tickers for items that carry none (None: cashtags only).
+        max_future_ms: the future-timestamp bound, ms (see ``ingest.check_event_time``).
+        novelty_horizon_ms: how far back (event time, ms) a story makes a repeat not novel.
     """
 
-    def __init__(self, scorer: Scorer, windows: TumblingWindows, detector: ThresholdDetector) -> None:
+    def __init__(
+        self,
+        scorer: Scorer,
+        windows: EventTimeWindows,
+        detector: SpikeDetector | ThresholdDetector,
+        tickers: TickerExtractor | None = None,
+        max_future_ms: int = 300_000,
+        novelty_horizon_ms: int = 86_400_000,
+    ) -> None:
         self.scorer = scorer
         self.windows = windows
         self.detector = detector
+        self.tickers = tickers or TickerExtractor()
+        self.max_future_ms = int(max_future_ms)
+        self.novelty_horizon_ms = int(novelty_horizon_ms)
+        self._stories: OrderedDict[str, int] = OrderedDict()  # story key -> event ms last seen
 
     def process(self, records: Sequence[RecordLike]) -> BatchOutput:
-        """Decode, score and window one micro-batch of raw-topic records."""
+        """Decode, score and window one micro-batch of raw-topic records (heartbeats included)."""
         out = BatchOutput()
-        decoded: list[tuple[RecordLike, NewsItem]] = []
+        # in record order: (record, heartbeat ms) or (record, item, ticker sources); heartbeats are applied
+        # between the items around them, after scoring, so a batch gives what one record at a time gives
+        steps: list[tuple[RecordLike, int] | tuple[RecordLike, NewsItem, tuple[str, ...]]] = []
         for record in records:
+            beat = parse_heartbeat(record.key, record.value)
+            if beat is not None:
+                steps.append((record, beat))
+                continue
             result = decode_record(record)
             if isinstance(result, DeadLetter):
                 out.dead.append(result)
             else:
-                decoded.append((record, result))
-        results = self.scorer.score_items([item for _, item in decoded])
-        for (record, _), result in zip(decoded, results):
+                item, sources = self._with_tickers(result)
+                steps.append((record, item, sources))
+        items = [step[1] for step in steps if len(step) == 3]
+        scores = iter(self.scorer.score_items(items))  # type: ignore[arg-type]
+        for step in steps:
+            if len(step) == 2:
+                self.windows.heartbeat(step[0].partition, step[1])  # type: ignore[arg-type]
+                out.heartbeats += 1
+                continue
+            record, item, sources = step  # type: ignore[misc]
+            result = next(scores)
             if isinstance(result, Unscored):
                 out.dead.append(DeadLetter.of(record, result.reason, "no text left after cleaning title and body"))
                 continue
-            out.scored.append((record.partition, result))
-            if not self.windows.add(record.partition, result):
-                out.late.append(result)
+            self._window(record, item, self._annotate(result, sources, item, record), out)
         return out
 
+    def _with_tickers(self, item: NewsItem) -> tuple[NewsItem, tuple[str, ...]]:
+        tickers, sources = self.tickers.extract(f"{item.title}\n{item.body}", item.tickers)
+        if tickers != item.tickers:
+            item = item.model_copy(update={"tickers": tickers})
+        return item, sources
+
+    def _annotate(self, scored: ScoredItem, sources: tuple[str, ...], item: NewsItem, record: RecordLike) -> ScoredItem:
+        story = story_key(scored)
+        t = scored.published_ms
+        last = self._stories.pop(story, None)
+        novel = last is None or t - last > self.novelty_horizon_ms
+        self._stories[story] = t if last is None else max(t, last)
+        while self._stories and next(iter(self._stories.values())) < t - self.novelty_horizon_ms:
+            self._stories.popitem(last=False)
+        flag = check_event_time(t, _ingested_ms(item, record), self.max_future_ms)
+        return scored.model_copy(update={"ticker_sources": sources, "novel": novel, "time_flag": flag})
+
+    def _window(self, record: RecordLike, item: NewsItem, scored: ScoredItem, out: BatchOutput) -> None:
+        out.scored.append((record.partition, scored))
+        if scored.time_flag == "future":
+            ingested = _ingested_ms(item, record) or 0
+            out.late.append(scored)
+            out.late_events.append(LateEvent(record.partition, scored, "future", scored.published_ms - ingested))
+            return
+        lateness = self.windows.add_item(record.partition, scored)
+        if lateness is not None:
+            out.late.append(scored)
+            out.late_events.append(LateEvent(record.partition, scored, "late", lateness))
+
     def close_windows(self, idle_partitions: Collection[int] = ()) -> tuple[list[WindowResult], list[Alert]]:
-        """Advance the watermark, close due windows and run the detector on them."""
+        """Advance the watermark, close due windows and run the detector on them.
+
+        Returns:
+            ``(closed windows, alerts)``; alerts are firing and (from
+            ``SpikeDetector``) resolved messages, in the order decided.
+        """
         closed = self.windows.advance(idle_partitions)
-        alerts = [a for a in (self.detector.evaluate(w) for w in closed) if a is not None]
+        alerts = self.detector.evaluate_windows(closed, self.windows.watermark_ms, self.windows.hop_ms)
         return closed, alerts
+
+
+def _ingested_ms(item: NewsItem, record: RecordLike) -> int | None:
+    if item.ingested_at is not None:
+        return int(item.ingested_at.timestamp() * 1000)
+    if getattr(record, "timestamp_type", None) == _LOG_APPEND_TIME:
+        return int(record.timestamp)
+    return None
+
+
+def build_windows(settings: Settings) -> EventTimeWindows:
+    """The window operator configured by ``settings.windows``.
+
+    Raises:
+        ValueError: an inconsistent size, hop or lateness.
+    """
+    w = settings.windows
+    return EventTimeWindows(
+        size_ms=round(w.size_minutes * 60_000),
+        allowed_lateness_ms=round(w.allowed_lateness_minutes * 60_000),
+        hop_ms=None if w.hop_minutes is None else round(w.hop_minutes * 60_000),
+        key_types=w.key_types,
+    )
+
+
+def build_detector(settings: Settings) -> SpikeDetector | ThresholdDetector:
+    """The detector configured by ``settings.detector`` (``kind``: ``spike`` or ``threshold``).
+
+    Raises:
+        ValueError: a threshold out of range or a rejected rule (``alerts.RuleError``).
+    """
+    d = settings.detector
+    if d.kind == "threshold":
+        return ThresholdDetector(d.min_negative, d.min_neg_share)
+    baseline = EwmaBaseline(d.baseline_halflife_windows, d.prior_share, d.prior_windows)
+    return SpikeDetector(d.min_negative, d.min_neg_share, d.alpha, d.resolve_share, d.resolve_p, baseline, d.rules)

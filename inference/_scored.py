@@ -32,6 +32,12 @@ class ScoredItem(BaseModel):
         topic_p: probability of ``topic`` (0 when there is none).
         truncated: True when the text was cut to the model's max length.
         model_version: version of the model folder that scored the item.
+        ticker_sources: where each ticker came from, parallel to ``tickers``:
+            ``feed``, ``cashtag`` or ``alias`` (empty: not recorded).
+        novel: False when the same story (``alerts.story_key``) was already
+            scored within the novelty horizon (see ``finsentry.pipeline``).
+        time_flag: ``"future"`` when the event time is not trusted (see
+            ``ingest.check_event_time``), else None.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -50,6 +56,9 @@ class ScoredItem(BaseModel):
     topic_p: float = 0.0
     truncated: bool = False
     model_version: str
+    ticker_sources: tuple[str, ...] = ()
+    novel: bool = True
+    time_flag: str | None = None
 
     @field_validator("published_at")
     @classmethod

@@ -11,8 +11,17 @@ from ingest._feeds import FORMATS, FeedResult, Rejected, detect_format, read_fee
 from ingest._item import NewsItem, make_item_id
 from ingest._kafka import make_consumer, make_producer
 from ingest._replay import ReplayStats, record_key, replay_items
+from ingest._tickers import TickerExtractor, extract_cashtags, load_aliases
+from ingest._timestamps import HEARTBEAT_KEY, check_event_time, heartbeat_value, parse_heartbeat
 
 __all__ = [
+    "HEARTBEAT_KEY",
+    "TickerExtractor",
+    "check_event_time",
+    "extract_cashtags",
+    "heartbeat_value",
+    "load_aliases",
+    "parse_heartbeat",
     "DeadLetter",
     "DecodeError",
     "FORMATS",

@@ -48,6 +48,9 @@ class NewsItem(BaseModel):
         body: article text or preview, ``""`` when the feed has none.
         url: link to the item, if known.
         tickers: upper-case ticker symbols the item is about, primary first.
+        ingested_at: when the item was fetched (aware UTC), if the producer
+            knows; the reference of the future-timestamp rule
+            (``ingest.check_event_time``).
 
     Raises:
         pydantic.ValidationError: on construction with bad fields.
@@ -62,12 +65,15 @@ class NewsItem(BaseModel):
     body: str = Field(default="", max_length=200_000)
     url: str | None = Field(default=None, max_length=4096)
     tickers: tuple[str, ...] = ()
+    ingested_at: datetime | None = None
 
-    @field_validator("published_at")
+    @field_validator("published_at", "ingested_at")
     @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
         if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-            raise ValueError("published_at must carry a timezone offset (naive times are not guessed as UTC)")
+            raise ValueError("times must carry a timezone offset (naive times are not guessed as UTC)")
         return value.astimezone(timezone.utc)
 
     @field_validator("tickers", mode="before")

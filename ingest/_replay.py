@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from kafka import KafkaProducer
 
 from ingest._item import NewsItem
+from ingest._timestamps import HEARTBEAT_KEY, heartbeat_value
 
 __all__ = ["ReplayStats", "replay_items", "record_key"]
 
@@ -24,10 +25,11 @@ def record_key(item: NewsItem) -> bytes:
 
 @dataclass
 class ReplayStats:
-    """What a replay sent: ``sent`` records in ``seconds`` wall time."""
+    """What a replay sent: ``sent`` items and ``heartbeats`` heartbeat records in ``seconds`` wall time."""
 
     sent: int = 0
     seconds: float = 0.0
+    heartbeats: int = 0
 
 
 def replay_items(
@@ -37,6 +39,8 @@ def replay_items(
     speed: float | None = None,
     on_sent: Callable[[int], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    heartbeat_every_ms: int | None = None,
+    partitions: Collection[int] = (),
 ) -> ReplayStats:
     """Produce items to ``topic`` keyed by ticker, record timestamp = published_at.
 
@@ -48,19 +52,30 @@ def replay_items(
             (``60`` = one hour of feed time per minute of wall time).
         on_sent: called with the running count after each item (progress bars).
         sleep: injectable for tests.
+        heartbeat_every_ms: when set (> 0), before the first item at or past
+            each multiple of this much *feed* time, and after the last item,
+            write a heartbeat record (``ingest.HEARTBEAT_KEY``) carrying that
+            item's event time into every partition in ``partitions``: the
+            watermark then advances with the feed, whatever the speed.
+        partitions: the topic's partitions (e.g. ``producer.partitions_for(topic)``).
 
     Returns:
         ReplayStats after ``producer.flush()``.
 
     Raises:
-        ValueError: ``speed`` is not positive.
+        ValueError: ``speed`` or ``heartbeat_every_ms`` is not positive.
         kafka.errors.KafkaError: the broker rejected a record.
     """
     if speed is not None and speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed}")
+    if heartbeat_every_ms is not None and heartbeat_every_ms <= 0:
+        raise ValueError(f"heartbeat_every_ms must be > 0, got {heartbeat_every_ms}")
+    beat_every = heartbeat_every_ms if partitions else None
     stats = ReplayStats()
     start_wall = time.monotonic()
     first_ms: int | None = None
+    next_beat_ms: int | None = None
+    last_ms: int | None = None
     for item in items:
         if speed is not None:
             first_ms = item.published_ms if first_ms is None else first_ms
@@ -68,10 +83,23 @@ def replay_items(
             delay = due - (time.monotonic() - start_wall)
             if delay > 0:
                 sleep(delay)
+        if beat_every is not None and (next_beat_ms is None or item.published_ms >= next_beat_ms):
+            _heartbeat(producer, topic, partitions, item.published_ms, stats)
+            next_beat_ms = item.published_ms - item.published_ms % beat_every + beat_every
         producer.send(topic, key=record_key(item), value=item.to_json(), timestamp_ms=item.published_ms)
+        last_ms = item.published_ms
         stats.sent += 1
         if on_sent is not None:
             on_sent(stats.sent)
+    if beat_every is not None and last_ms is not None:
+        _heartbeat(producer, topic, partitions, last_ms, stats)
     producer.flush()
     stats.seconds = time.monotonic() - start_wall
     return stats
+
+
+def _heartbeat(producer: KafkaProducer, topic: str, partitions: Collection[int], event_ms: int, stats: ReplayStats) -> None:
+    value = heartbeat_value(event_ms)
+    for partition in sorted(partitions):
+        producer.send(topic, key=HEARTBEAT_KEY, value=value, partition=partition, timestamp_ms=event_ms)
+        stats.heartbeats += 1

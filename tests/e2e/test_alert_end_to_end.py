@@ -1,9 +1,10 @@
 """End to end, as a user runs it: a real slice of the Benzinga feed, with a
 burst of real negative headlines placed inside one window for one ticker, is
 replayed into the real broker with ``finsentry replay``; ``finsentry run``
-scores it with the committed model and must deliver exactly one alert, for
-that ticker and window, to a real HTTP receiver, and none for the quiet
-tickers."""
+scores it with the committed model and must deliver exactly one firing
+alert, for that ticker and window, to a real HTTP receiver, and none for the
+quiet tickers; the only other message allowed is that alert's own resolved
+notification (same id) once the ticker is calm again."""
 
 from __future__ import annotations
 
@@ -105,10 +106,14 @@ def test_burst_gives_exactly_one_alert_for_its_ticker_and_window(
         run = _cli(["run", "--idle-exit", "3"], env, timeout=600)
         received = list(sink.received)
 
-    assert "alerts 1" in run.stdout, run.stdout + run.stderr
-    assert len(received) == 1, [body for _, body in received]
-    headers, body = received[0]
+    assert "alerts 1," in run.stdout, run.stdout + run.stderr
+    firing = [(h, b) for h, b in received if b.get("status") == "firing"]
+    assert len(firing) == 1, [body for _, body in received]
+    headers, body = firing[0]
     alert = Alert.model_validate(body)
+    others = [Alert.model_validate(b) for _, b in received if b.get("status") != "firing"]
+    assert all(o.status == "resolved" and o.alert_id == alert.alert_id for o in others), others
+    assert len(others) <= 1
     assert alert.key == BURST_TICKER
     assert alert.window_start == datetime(2020, 5, 19, 14, 0, tzinfo=timezone.utc)
     assert alert.window_end == datetime(2020, 5, 19, 15, 0, tzinfo=timezone.utc)

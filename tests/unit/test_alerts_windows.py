@@ -247,3 +247,93 @@ def test_results_do_not_depend_on_interleaving() -> None:
     assert ends == sorted(ends)
     for order in (round_robin, shuffled, list(reversed(sequential))):
         assert _run(order, streams) == (base, late, dups)
+
+
+# -- hopping windows, key types, stories, heartbeats, lateness, DST ---------------------------------
+
+from alerts import EventTimeWindows  # noqa: E402
+
+
+def test_hopping_window_assignment() -> None:
+    w = EventTimeWindows(60 * MIN, 0, hop_ms=5 * MIN)
+    spans = w.windows_of(T0_MS + 7 * MIN)
+    assert len(spans) == 12
+    assert spans[0] == (T0_MS + 5 * MIN - 55 * MIN, T0_MS + 5 * MIN + 5 * MIN)
+    assert spans[-1] == (T0_MS + 5 * MIN, T0_MS + 65 * MIN)
+    assert all(s <= T0_MS + 7 * MIN < e for s, e in spans)
+    with pytest.raises(ValueError):
+        EventTimeWindows(60 * MIN, 0, hop_ms=7 * MIN)  # does not divide
+    with pytest.raises(ValueError):
+        EventTimeWindows(60 * MIN, 0, key_types=("sector",))
+
+
+def test_hopping_windows_emit_every_hop_with_overlapping_counts() -> None:
+    w = EventTimeWindows(10 * MIN, 0, hop_ms=5 * MIN)
+    w.add(0, _item("a", 1 * MIN))
+    w.add(0, _item("b", 6 * MIN))
+    w.add(0, _item("end", 30 * MIN, tickers=("ZZZ",)))
+    results = [(r.key, r.start_ms - T0_MS, r.n) for r in w.advance()]
+    # ZZZ's windows [25, 35) and [30, 40) are still open at watermark 30 min
+    assert results == [("AAPL", -5 * MIN, 1), ("AAPL", 0, 2), ("AAPL", 5 * MIN, 1)]
+
+
+def test_topic_and_market_keys() -> None:
+    w = EventTimeWindows(MIN, 0, key_types=("ticker", "topic", "market"))
+    w.add(0, _item("a", 1_000).model_copy(update={"topic": "Earnings"}))
+    w.add(0, _item("b", 2_000, tickers=()))
+    w.add(0, _item("z", 2 * MIN, tickers=()))
+    got = [(r.key_type, r.key, r.n) for r in w.advance()]
+    assert got == [("market", "*", 2), ("ticker", "AAPL", 1), ("topic", "Earnings", 1)]
+
+
+def test_repeated_story_counts_once_per_window_and_key() -> None:
+    w = TumblingWindows(MIN, 0)
+    first = _item("wire-1", 1_000)
+    copy = first.model_copy(update={"item_id": "other-source-2", "title": "  TITLE wire-1!  "})
+    w.add(0, first)
+    w.add(0, copy)  # same words, other id and source: the same story
+    w.add(0, _item("z", 2 * MIN))
+    [result, *_] = w.advance()
+    assert result.n == 1 and w.duplicate_count == 1
+
+
+def test_heartbeat_closes_windows_of_a_quiet_partition() -> None:
+    w = TumblingWindows(MIN, 10_000)
+    w.assign_partitions([0, 1])
+    w.add(0, _item("burst", 1_000))
+    assert w.advance() == []  # partition 1 has said nothing yet
+    w.heartbeat(1, T0_MS + 30 * MIN)
+    assert w.advance() == []  # partition 0 is quiet: it holds the watermark at 1 s - 10 s
+    w.heartbeat(0, T0_MS + 30 * MIN)
+    assert _keys(w.advance()) == [("AAPL", 0, 1)]
+    assert w.watermark_ms == T0_MS + 30 * MIN - 10_000
+    w.heartbeat(0, T0_MS + 5 * MIN)  # an older heartbeat never moves a partition back
+    assert w.partition_watermark_ms(0) == T0_MS + 30 * MIN - 10_000
+
+
+def test_late_item_reports_its_lateness() -> None:
+    w = TumblingWindows(MIN, 10_000)
+    w.add(0, _item("now", 5 * MIN))
+    w.advance()
+    assert w.add_item(0, _item("old", 1_000)) == (5 * MIN - 10_000) - 1_000
+    assert w.late_count == 1
+    assert w.add_item(0, _item("ok", 5 * MIN - 5_000)) is None
+
+
+def test_dst_change_offsets_are_one_hour_apart_in_utc() -> None:
+    from datetime import timedelta as td
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")  # 2024-03-10 02:00 EST -> 03:00 EDT
+    before = datetime(2024, 3, 10, 1, 30, tzinfo=ny)
+    after = datetime(2024, 3, 10, 3, 30, tzinfo=ny)
+    assert after - before == td(hours=2) and after.astimezone(timezone.utc) - before.astimezone(timezone.utc) == td(hours=1)
+    w = TumblingWindows(60 * MIN, 0)
+    for i, t in enumerate((before, after)):
+        w.add(0, _item(f"dst{i}", 0).model_copy(update={"published_at": t.astimezone(timezone.utc)}))
+    w.heartbeat(0, int(after.timestamp() * 1000) + 60 * MIN)
+    results = w.advance()
+    assert [(r.start_ms, r.n) for r in results] == [
+        (int(datetime(2024, 3, 10, 6, 0, tzinfo=timezone.utc).timestamp()) * 1000, 1),  # 01:30 EST = 06:30 UTC
+        (int(datetime(2024, 3, 10, 7, 0, tzinfo=timezone.utc).timestamp()) * 1000, 1),  # 03:30 EDT = 07:30 UTC
+    ]

@@ -50,3 +50,23 @@ def test_speed_factor_sleeps_feed_time_over_speed() -> None:
 def test_bad_speed() -> None:
     with pytest.raises(ValueError, match="speed"):
         replay_items(_items(), FakeProducer(), "t", speed=0)  # type: ignore[arg-type]
+
+
+class PartitionProducer(FakeProducer):
+    def send(self, topic: str, key: bytes, value: bytes, timestamp_ms: int, partition: int | None = None) -> None:
+        self.sent.append((topic, key, value, timestamp_ms if partition is None else (partition, timestamp_ms)))
+
+
+def test_heartbeats_go_into_every_partition_on_feed_time() -> None:
+    from ingest import HEARTBEAT_KEY, parse_heartbeat
+
+    items = [NewsItem(id=str(i), source="s", published_at=T0 + timedelta(seconds=40 * i), title="t") for i in range(4)]
+    producer = PartitionProducer()
+    stats = replay_items(items, producer, "raw", heartbeat_every_ms=60_000, partitions={0, 1})  # type: ignore[arg-type]
+    t0 = int(T0.timestamp() * 1000)
+    beats = [(ts, parse_heartbeat(k, v)) for _, k, v, ts in producer.sent if k == HEARTBEAT_KEY]
+    # before item 0 (t0), before item 2 (t0+80 s, first past t0+60 s), before item 3 (t0+120 s), after the last
+    assert beats == [((p, t), t) for t in (t0, t0 + 80_000, t0 + 120_000, t0 + 120_000) for p in (0, 1)]
+    assert stats.heartbeats == 8 and stats.sent == 4
+    with pytest.raises(ValueError):
+        replay_items(items, producer, "raw", heartbeat_every_ms=0, partitions={0})  # type: ignore[arg-type]

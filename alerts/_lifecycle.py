@@ -1,0 +1,86 @@
+"""Alert lifecycle per key: quiet -> firing -> (cooldown while firing) -> resolved.
+
+* A key with no open episode starts one when a window *fires*; the episode's
+  firing alert (id from the first firing window, so stable for the whole
+  episode) is emitted once.
+* While the episode is open nothing more is emitted for the key (cooldown),
+  however many further windows fire.
+* The episode resolves (its firing alert is emitted again with
+  ``status="resolved"``) at the first closed window of the key that is
+  *calm* (the detector decides: see ``SpikeDetector``; a hysteresis bound
+  well inside the firing condition), or when a whole hop passes with no
+  window for the key (an empty window is calm). Both are decided on event time only (window ends and
+  the watermark), so replays give the same lifecycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._alert import Alert
+
+__all__ = ["AlertLifecycle", "Episode"]
+
+
+@dataclass(slots=True)
+class Episode:
+    """An open alert episode: its firing ``alert`` and the end (ms) of the key's last window seen."""
+
+    alert: Alert
+    last_end_ms: int
+
+
+class AlertLifecycle:
+    """Open episodes per ``(key_type, key)``; see the module docstring.
+
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], Episode] = {}
+
+    def firing(self, key: tuple[str, str]) -> bool:
+        """Whether ``key`` has an open episode."""
+        return key in self._open
+
+    @property
+    def open_episodes(self) -> dict[tuple[str, str], Episode]:
+        """The open episodes (a copy)."""
+        return dict(self._open)
+
+    def expire_quiet(self, key: tuple[str, str], seen_through_ms: int, hop_ms: int) -> Alert | None:
+        """Resolve ``key``'s episode when the window after its last one closed empty.
+
+        Args:
+            key: (key_type, key).
+            seen_through_ms: every window of the key ending at or before this
+                (ms) has been observed: the end of the key's next closed
+                window minus ``hop_ms``, or the watermark.
+            hop_ms: the distance between consecutive window ends, ms.
+        """
+        ep = self._open.get(key)
+        if ep is not None and seen_through_ms >= ep.last_end_ms + hop_ms:
+            del self._open[key]
+            return ep.alert.resolved()
+        return None
+
+    def observe(self, key: tuple[str, str], end_ms: int, fires: bool, calm: bool, alert: Alert | None) -> Alert | None:
+        """Take one closed window of ``key``; return the message to send, if any.
+
+        Args:
+            key: (key_type, key).
+            end_ms: the window end, ms.
+            fires: whether the detector's condition holds for the window.
+            calm: whether the window is calm enough to end an episode.
+            alert: the firing alert to open an episode with (needed when ``fires``).
+        """
+        ep = self._open.get(key)
+        if ep is None:
+            if fires and alert is not None:
+                self._open[key] = Episode(alert=alert, last_end_ms=end_ms)
+                return alert
+            return None
+        ep.last_end_ms = end_ms
+        if calm and not fires:
+            del self._open[key]
+            return ep.alert.resolved()
+        return None
