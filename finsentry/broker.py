@@ -278,6 +278,13 @@ class LocalBroker:
         return f"LocalBroker({state}, run_dir={self._run_dir})"
 
 
+#: Configs of the topics finsentry creates. Record timestamps are event times
+#: (``published_at``), which may lie in the future (scheduled releases, bad
+#: feeds): Kafka 4 rejects timestamps over 1 h ahead by default, so finsentry's
+#: topics accept any, and finsentry's own time rules judge them.
+TOPIC_CONFIGS: dict[str, str] = {"message.timestamp.after.max.ms": str(2**63 - 1)}
+
+
 def create_topics(
     bootstrap: str,
     topics: dict[str, int],
@@ -286,6 +293,8 @@ def create_topics(
     timeout_s: float = 30.0,
 ) -> None:
     """Create topics (name -> partition count) and wait until their metadata is visible.
+
+    New topics get :data:`TOPIC_CONFIGS` (any record timestamp accepted).
 
     Topics that already exist are left as they are (``TopicAlreadyExistsError`` is
     ignored; a warning is logged when the existing partition count differs), so the
@@ -328,7 +337,10 @@ def create_topics(
     )
     try:
         result = admin.create_topics(
-            {name: {"num_partitions": n, "replication_factor": replication} for name, n in topics.items()},
+            {
+                name: {"num_partitions": n, "replication_factor": replication, "configs": dict(TOPIC_CONFIGS)}
+                for name, n in topics.items()
+            },
             timeout_ms=timeout_ms,
             raise_errors=False,
         )

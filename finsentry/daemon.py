@@ -32,6 +32,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -51,7 +52,11 @@ from finsentry.rebuild import OnAssigned, rebuild_windows
 from inference import Scorer
 from ingest import RecordLike, TickerExtractor, load_aliases, make_consumer, make_producer
 
-__all__ = ["Daemon", "DaemonStats", "build_delivery", "build_pipeline"]
+class OutputError(RuntimeError):
+    """The broker refused one of the daemon's output records (scored, late, dead letter)."""
+
+
+__all__ = ["Daemon", "OutputError", "DaemonStats", "build_delivery", "build_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +148,7 @@ class Daemon:
         self._in_hand: set[int] = set()  # partitions with records consumed but not yet windowed
         self._unassigned_since: float | None = None  # monotonic s; see _refresh_if_unassigned
         self._rebuilt: set[int] = set()  # partitions whose open windows were rebuilt (finsentry.rebuild)
+        self._sends: list[tuple[str, Any]] = []  # (topic, FutureRecordMetadata) since the last commit
         self.delivery = build_delivery(settings)  # before Kafka: a bad secret fails at once
         self.outbox = self.delivery.outbox
         k = settings.kafka
@@ -301,8 +307,22 @@ class Daemon:
             if records:
                 self.consumer.seek(tp, min(r.offset for r in records))
 
+    def _check_sends(self) -> None:
+        """After ``producer.flush()``: raise if any scored record, late event or dead
+        letter of the batch was refused by the broker, so its offsets are never committed.
+
+        Raises:
+            OutputError: naming the topic and the broker's error.
+        """
+        sends, self._sends = self._sends, []
+        for topic, future in sends:
+            if future.failed():
+                raise OutputError(f"the broker refused a record for {topic}: {future.exception!r}; "
+                                  "offsets not committed")
+
     def _commit(self, done: _Batch | None) -> None:
         """Commit the offsets of a finished batch (never those of a batch still in hand)."""
+        self._check_sends()
         offsets = done.offsets() if done is not None else {}
         if offsets:
             self.consumer.commit(offsets=offsets)
@@ -311,13 +331,15 @@ class Daemon:
         k = self.settings.kafka
         for partition, scored in out.scored:  # same partition number as the raw record: see finsentry.rebuild
             key = (scored.tickers[0] if scored.tickers else scored.source).encode()
-            self.producer.send(k.scored_topic, key=key, value=scored.to_json(), timestamp_ms=scored.published_ms,
-                               partition=partition)
+            self._sends.append((k.scored_topic, self.producer.send(
+                k.scored_topic, key=key, value=scored.to_json(), timestamp_ms=scored.published_ms, partition=partition)))
         for late in out.late_events:  # the late-events output (late or future-dated, with lateness)
-            self.producer.send(k.late_topic, key=late.item.item_id.encode(), value=late.to_json())
+            self._sends.append((k.late_topic, self.producer.send(
+                k.late_topic, key=late.item.item_id.encode(), value=late.to_json())))
         for dead in out.dead:
             headers = [("finsentry-reason", dead.reason.encode())]
-            self.producer.send(k.dlq_topic, key=dead.key, value=dead.to_json(), headers=headers)
+            self._sends.append((k.dlq_topic, self.producer.send(
+                k.dlq_topic, key=dead.key, value=dead.to_json(), headers=headers)))
             log.warning("dead-lettered %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.reason)
         self.stats.scored += len(out.scored)
         self.stats.dead_lettered += len(out.dead)

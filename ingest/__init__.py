@@ -10,7 +10,7 @@ from ingest._errors import DecodeError, FeedError, IngestError
 from ingest._feeds import FORMATS, FeedResult, Rejected, detect_format, read_feed
 from ingest._item import NewsItem, make_item_id
 from ingest._kafka import make_consumer, make_producer
-from ingest._replay import ReplayStats, record_key, replay_items
+from ingest._replay import ReplayError, ReplayStats, record_key, replay_items
 from ingest._tickers import TickerExtractor, extract_cashtags, load_aliases
 from ingest._timestamps import HEARTBEAT_KEY, check_event_time, heartbeat_value, parse_heartbeat
 
@@ -30,6 +30,7 @@ __all__ = [
     "IngestError",
     "NewsItem",
     "RecordLike",
+    "ReplayError",
     "Rejected",
     "ReplayStats",
     "decode_record",

@@ -5,13 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaProducer
 
+from ingest._errors import IngestError
 from ingest._item import NewsItem
 from ingest._timestamps import HEARTBEAT_KEY, heartbeat_value
 
-__all__ = ["ReplayStats", "replay_items", "record_key"]
+__all__ = ["ReplayError", "ReplayStats", "replay_items", "record_key"]
+
+
+class ReplayError(IngestError):
+    """The broker refused some of the replayed records."""
 
 
 def record_key(item: NewsItem) -> bytes:
@@ -64,7 +70,8 @@ def replay_items(
 
     Raises:
         ValueError: ``speed`` or ``heartbeat_every_ms`` is not positive.
-        kafka.errors.KafkaError: the broker rejected a record.
+        ReplayError: the broker refused records (e.g. a timestamp outside the
+            topic's limits); the message gives the count and the first error.
     """
     if speed is not None and speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed}")
@@ -72,6 +79,7 @@ def replay_items(
         raise ValueError(f"heartbeat_every_ms must be > 0, got {heartbeat_every_ms}")
     beat_every = heartbeat_every_ms if partitions else None
     stats = ReplayStats()
+    futures: list[Any] = []  # kafka-python FutureRecordMetadata, checked after the flush
     start_wall = time.monotonic()
     first_ms: int | None = None
     next_beat_ms: int | None = None
@@ -86,7 +94,8 @@ def replay_items(
         if beat_every is not None and (next_beat_ms is None or item.published_ms >= next_beat_ms):
             _heartbeat(producer, topic, partitions, item.published_ms, stats)
             next_beat_ms = item.published_ms - item.published_ms % beat_every + beat_every
-        producer.send(topic, key=record_key(item), value=item.to_json(), timestamp_ms=item.published_ms)
+        futures.append(producer.send(topic, key=record_key(item), value=item.to_json(),
+                                     timestamp_ms=item.published_ms))
         last_ms = item.published_ms
         stats.sent += 1
         if on_sent is not None:
@@ -94,6 +103,10 @@ def replay_items(
     if beat_every is not None and last_ms is not None:
         _heartbeat(producer, topic, partitions, last_ms, stats)
     producer.flush()
+    failed = [f for f in futures if getattr(f, "failed", lambda: False)()]
+    if failed:
+        raise ReplayError(f"the broker refused {len(failed)} of {len(futures)} records for {topic}: "
+                          f"{failed[0].exception!r}")
     stats.seconds = time.monotonic() - start_wall
     return stats
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 def test_demo_runs_end_to_end_and_cleans_up(tmp_path: Path) -> None:
     result = run_demo(load_settings(), workdir=tmp_path / "demo", limit=1500)
-    assert result.stats.consumed == 1500 and result.stats.scored == 1500
+    assert result.stats.scored == 1500 and result.stats.consumed >= 1500  # consumed also counts heartbeats
     assert result.alerts_received == len(result.stats.alerts)
     scored = result.scored_path.read_text().splitlines()
     assert len(scored) == 1500 and {"item_id", "label", "p_negative"} <= json.loads(scored[0]).keys()
