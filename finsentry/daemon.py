@@ -38,6 +38,7 @@ from alerts import (
 )
 from finsentry.broker import create_topics
 from finsentry.config import Settings
+from finsentry.ops import DaemonOps
 from finsentry.pipeline import BatchOutput, Pipeline
 from inference import Scorer
 from ingest import RecordLike, make_consumer, make_producer
@@ -125,6 +126,8 @@ class Daemon:
             max_poll_records=settings.batch.max_batch,
         )
         self.delivery.start()
+        self.ops = DaemonOps(self)  # /healthz, /readyz, /metrics, hot model reload
+        self.ops.start()
         log.info(
             "daemon ready: model %s on %s, group %s, topic %s",
             self.pipeline.scorer.version,
@@ -148,10 +151,14 @@ class Daemon:
         last_record = time.monotonic()
         try:
             while not self._stop.is_set():
+                self.ops.tick()  # between batches: a reloaded model goes in here
                 records = self._consume()
                 if records:
                     last_record = time.monotonic()
-                    self._write(self.pipeline.process(records))
+                    started = time.perf_counter()
+                    out = self.pipeline.process(records)
+                    self.ops.batch_done(len(records), time.perf_counter() - started)
+                    self._write(out)
                 alerts = self._close_windows()
                 self._alert(alerts)
                 if records or alerts:
@@ -193,7 +200,8 @@ class Daemon:
         for dead in out.dead:
             headers = [("finsentry-reason", dead.reason.encode())]
             self.producer.send(k.dlq_topic, key=dead.key, value=dead.to_json(), headers=headers)
-            log.warning("dead-lettered %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.reason)
+            log.warning("dead-lettered %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.reason,
+                        extra={"partition": dead.partition, "offset": dead.offset, "reason": dead.reason})
         self.stats.scored += len(out.scored)
         self.stats.dead_lettered += len(out.dead)
         self.stats.late += len(out.late)
@@ -229,12 +237,14 @@ class Daemon:
     def _alert(self, alerts: list[Alert]) -> None:
         """Store the alerts durably (before the commit); the delivery workers send them."""
         for alert in alerts:
-            log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start)
+            log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start,
+                     extra={"alert_id": alert.alert_id, "key": alert.key})
             self.stats.alerts.append(alert)
             self.outbox.put(alert)
 
     def close(self) -> None:
         """Flush, commit what was processed, close the clients (idempotent)."""
+        self.ops.close()
         try:
             self.producer.flush()
             self.producer.close()
