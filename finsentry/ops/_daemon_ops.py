@@ -158,9 +158,10 @@ class DaemonOps:
         registry = Path(m.path)
         scorer: Any = self._daemon.pipeline.scorer
         folder = getattr(scorer, "folder", None)
-        if self.settings.reload_check_s <= 0 or folder is None or not (registry / "DEFAULT").is_file():
-            if self.settings.reload_check_s > 0:
-                log.info("hot model reload off: model.path %s is not a registry (no DEFAULT file)", registry)
+        if self.settings.reload_check_s <= 0 or folder is None:
+            return None  # off, or a scorer that was handed in (tests, tools) rather than loaded from model.path
+        if not (registry / "DEFAULT").is_file():
+            log.info("hot model reload off: model.path %s is not a registry (no DEFAULT file)", registry)
             return None
 
         def load(path: Path) -> object:
