@@ -214,3 +214,21 @@ def test_reloader_refuses_a_broken_model_and_then_takes_a_good_one(
     new = reloader.take()
     assert new is not None and new.version == "m3"  # type: ignore[attr-defined]
     assert reloader.take() is None and reloader.check_once() is False
+
+
+# -- deploy/ ------------------------------------------------------------------------------
+
+def test_systemd_unit_runs_the_daemon_with_a_bounded_graceful_stop() -> None:
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(REPO_ROOT / "deploy" / "systemd" / "finsentry.service")
+    service = unit["Service"]
+    assert service["Type"] == "simple" and service["Restart"] == "on-failure"
+    assert service["KillSignal"] == "SIGTERM" and service["User"] == "finsentry"
+    assert service["ExecStart"].endswith("finsentry run")
+    assert service["EnvironmentFile"] == "/etc/finsentry/finsentry.env"
+    example = load_settings(REPO_ROOT / "deploy" / "finsentry.example.toml")
+    assert float(service["TimeoutStopSec"]) > example.webhooks.drain_timeout_s + 10
+    assert example.ops.port == 9464
