@@ -61,6 +61,8 @@ def test_json_round_trip() -> None:
     [
         (b"\xff\xfe not utf8", "not_utf8"),
         (b"{not json", "not_json"),
+        (b"[" * 100_000 + b"]" * 100_000, "not_json"),  # nested too deeply for the parser
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, "not_json"),
         (b"[1, 2]", "not_object"),
         (b'{"id": "a", "source": "s"}', "invalid"),
         (b'{"id": "a", "source": "s", "published_at": "2020-01-01T00:00:00"}', "invalid"),
