@@ -24,7 +24,10 @@ Figures (JSON, also printed):
   always 0 by construction and is not reported;
 * ``conflicting_labels``: item ids whose duplicate records disagree on the label;
 * ``duplicate_alerts``: notifications the receiver got with an already-seen
-  ``webhook-id`` (the alert id) (must be 0).
+  ``webhook-id`` (the alert id) (must be 0);
+* ``alert_ids``: the distinct alert ids received; compare with a run with
+  ``--kills 0`` (same items, same seed) to count alerts missed because window
+  state is in memory (a killed daemon's open windows restart empty).
 
 Usage::
 
@@ -156,6 +159,7 @@ def run_kill9(bootstrap: str, workdir: Path, feed: Path, items: int, kills: int,
         "alerts_received": len(received),
         "distinct_alerts": len(set(alert_ids)),
         "duplicate_alerts": duplicate_alerts,
+        "alert_ids": sorted({a for a in alert_ids if a}),
         "wall_s": round(time.monotonic() - started, 1),
         "replay": replay_out[-1] if replay_out else "",
     })
