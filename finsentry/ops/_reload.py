@@ -128,10 +128,10 @@ class ModelReloader:
         return self
 
     def close(self) -> None:
-        """Stop the watcher (a load in progress finishes first, up to 60 s)."""
+        """Stop the watcher; waits up to 5 s for a load in progress, then leaves it (a daemon thread)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=60)
+            self._thread.join(timeout=5)  # a load in progress is abandoned (daemon thread)
             self._thread = None
 
     def _run(self) -> None:
