@@ -62,7 +62,7 @@ class DaemonOps:
         self.settings = daemon.settings.ops
         self.metrics = DaemonMetrics(MetricSource(
             stats=lambda: daemon.stats,
-            windows_open=lambda: int(getattr(daemon.pipeline.windows, "open_windows", 0)),
+            windows_open=lambda: self._windows_open,  # read on the loop thread: the windows are not thread-safe
             delivery_counts=daemon.outbox.counts,
             model=self._model_info,
         ))
@@ -71,6 +71,7 @@ class DaemonOps:
         self._heartbeat = time.monotonic()
         self._lag_at = 0.0
         self._assigned = 0
+        self._windows_open = 0
 
     # -- loop side -------------------------------------------------------------
 
@@ -88,7 +89,7 @@ class DaemonOps:
             self.reloader.start()
 
     def tick(self) -> None:
-        """Between batches: swap in a checked new model, refresh the heartbeat and (1/s) the lag."""
+        """Between batches: swap in a checked new model, refresh the heartbeat and (1/s) lag and open windows."""
         self._heartbeat = time.monotonic()
         if self.reloader is not None:
             scorer = self.reloader.take()
@@ -100,7 +101,7 @@ class DaemonOps:
                          scorer.provider, extra={"model_version": scorer.version, "reload": "swapped"})  # type: ignore[attr-defined]
         if self._heartbeat - self._lag_at >= _LAG_EVERY_S:
             self._lag_at = self._heartbeat
-            self._refresh_lag()
+            self._refresh_state()
 
     def batch_done(self, size: int, seconds: float) -> None:
         """Record one processed batch of ``size`` records that took ``seconds``."""
@@ -138,7 +139,7 @@ class DaemonOps:
 
     # -- helpers -----------------------------------------------------------------
 
-    def _refresh_lag(self) -> None:
+    def _refresh_state(self) -> None:
         consumer = self._daemon.consumer
         lag: dict[tuple[str, int], int] = {}
         assignment = consumer.assignment()
@@ -152,6 +153,7 @@ class DaemonOps:
                 continue
         self._assigned = len(assignment)
         self.metrics.set_lag(lag)
+        self._windows_open = int(getattr(self._daemon.pipeline.windows, "open_windows", 0))
 
     def _make_reloader(self) -> ModelReloader | None:
         m = self._daemon.settings.model
