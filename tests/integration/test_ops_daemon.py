@@ -78,7 +78,7 @@ def _produce(bootstrap: str, topic: str, start: int, n: int) -> None:
     producer.close()
 
 
-def _wait(cond: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
+def _wait(cond: Callable[[], bool], what: str, timeout_s: float = 180.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -110,13 +110,14 @@ def test_ops_endpoint_and_hot_reload_under_load(
         ops={"host": "127.0.0.1", "port": port, "reload_check_s": 0.3},
     )
     base = f"http://127.0.0.1:{port}"
+    _produce(kafka_bootstrap, raw, 0, 300)  # the topic's metadata is settled before the group forms
     daemon = Daemon(settings)
     runner = threading.Thread(target=daemon.run, daemon=True)
     runner.start()
     try:
         assert _get(base + "/healthz")[0] == 200
-        _produce(kafka_bootstrap, raw, 0, 300)
-        _wait(lambda: _get(base + "/readyz")[0] == 200, "/readyz 200")
+        _wait(lambda: _get(base + "/readyz")[0] == 200, "/readyz 200",
+              timeout_s=240)
         ready = json.loads(_get(base + "/readyz")[1])
         assert ready["checks"] == {"consumer_assigned": True, "model_loaded": True, "broker_reachable": True}
         assert "champion-1" in ready["detail"]["model_loaded"]
