@@ -41,7 +41,7 @@ T0 = datetime(2015, 3, 2, 14, 0, tzinfo=timezone.utc)  # a Monday, 09:00 New Yor
 def _settings(**detector: float):
     return load_settings(
         windows={"size_minutes": 60, "allowed_lateness_minutes": 10},
-        detector={"min_negative": 3, "min_neg_share": 0.6, **detector},
+        detector={"kind": "threshold", "min_negative": 3, "min_neg_share": 0.6, **detector},
         model={"path": MODELS, "device": "cpu"},
     )
 
