@@ -117,10 +117,7 @@ def replay_in_process(
         _close(pipeline, out, ())
         if on_batch is not None:
             on_batch(len(chunk))
-    _close(pipeline, out, (0,))
-    out.alerts.sort(key=alert_sort_key)
-    out.open_windows = pipeline.windows.open_windows
-    return out
+    return _finish(pipeline, out)
 
 
 def replay_scored(
@@ -155,6 +152,11 @@ def replay_scored(
         _close(pipeline, out, ())
         if on_batch is not None:
             on_batch(len(chunk))
+    return _finish(pipeline, out)
+
+
+def _finish(pipeline: Pipeline, out: ReplayOutcome) -> ReplayOutcome:
+    """End of the feed: close what the watermark allows with the partition idle, sort the alerts."""
     _close(pipeline, out, (0,))
     out.alerts.sort(key=alert_sort_key)
     out.open_windows = pipeline.windows.open_windows
