@@ -10,6 +10,7 @@ severity, and the firing -> cooldown -> resolved lifecycle
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ._alert import Alert
@@ -194,28 +195,58 @@ class SpikeDetector:
             Firing and resolved alerts in the order decided.
         """
         out: list[Alert] = []
+        lifecycle = self.lifecycle
         for w in closed:
             key = (w.key_type, w.key)
-            quiet = self.lifecycle.expire_quiet(key, w.end_ms - hop_ms, hop_ms)
-            if quiet is not None:
-                out.append(quiet)
-            stats = self.stats(w)
-            fires = self.fires(w, stats)
-            was_open = self.lifecycle.firing(key)
-            alert = self._alert(w, stats) if fires and not was_open else None
-            calm = w.neg_share < self.resolve_share or stats["p_value"] >= self.resolve_p
-            message = self.lifecycle.observe(key, w.end_ms, fires, calm, alert)
-            if message is not None:
-                out.append(message)
+            was_open = lifecycle.firing(key)
+            if was_open:
+                quiet = lifecycle.expire_quiet(key, w.end_ms - hop_ms, hop_ms)
+                if quiet is not None:
+                    out.append(quiet)
+                    was_open = False
+            p0 = min(max(self.baseline.share(key), _P0_FLOOR), _P0_CEIL)
+            p_value: float | None = None
+            fires = False
+            alert = None
+            if w.n_negative >= self.min_negative and w.neg_share >= self.min_neg_share:
+                p_value = binomial_sf(w.n_negative, w.n, p0)
+                if p_value <= self.alpha:
+                    stats = self.stats(w)
+                    fires = all(rule(stats) for rule in self.rules)
+                    if fires and not was_open:
+                        alert = self._alert(w, stats)
+            if fires or was_open:
+                if p_value is None and w.neg_share >= self.resolve_share:
+                    p_value = binomial_sf(w.n_negative, w.n, p0)
+                calm = w.neg_share < self.resolve_share or (p_value is not None and p_value >= self.resolve_p)
+                message = lifecycle.observe(key, w.end_ms, fires, calm, alert)
+                if message is not None:
+                    out.append(message)
             if (w.start_ms - self.baseline_phase_ms) % (w.end_ms - w.start_ms) == 0:
                 # learn from non-overlapping windows only (hopping windows would count an item size/hop times)
-                self.baseline.update(key, w.neg_share, suspicious=stats["p_value"] < self.resolve_p)
-        if watermark_ms is not None:
-            for key in sorted(self.lifecycle.open_episodes):
-                quiet = self.lifecycle.expire_quiet(key, watermark_ms, hop_ms)
+                if p_value is None:
+                    p_value = self._p_value_for_learning(w.n_negative, w.n, p0)
+                self.baseline.update(key, w.neg_share, suspicious=p_value < self.resolve_p)
+        if watermark_ms is not None and lifecycle.open_count:
+            for key in sorted(lifecycle.open_episodes):
+                quiet = lifecycle.expire_quiet(key, watermark_ms, hop_ms)
                 if quiet is not None:
                     out.append(quiet)
         return out
+
+    def _p_value_for_learning(self, k: int, n: int, p0: float) -> float:
+        """``binomial_sf(k, n, p0)``, or 1.0 where it is sure to be >= ``resolve_p`` (<= 0.5).
+
+        Only the comparison with ``resolve_p`` is used by the caller. When
+        ``k <= floor(n * p0)`` the upper tail ``P(X >= k)`` is at least 1/2,
+        because a binomial's median is ``floor(n p0)`` or ``ceil(n p0)``
+        (Kaas & Buhrman 1980, "Mean, median and mode in binomial
+        distributions", Statistica Neerlandica 34:13-18), so the exact sum is
+        skipped.
+        """
+        if k <= 0 or (self.resolve_p <= 0.5 and k <= math.floor(n * p0)):
+            return 1.0
+        return binomial_sf(k, n, p0)
 
     def _alert(self, w: WindowResult, stats: dict[str, float]) -> Alert:
         alert = Alert.from_window(w, self._rule)

@@ -43,6 +43,11 @@ class AlertLifecycle:
         return key in self._open
 
     @property
+    def open_count(self) -> int:
+        """How many keys have an open episode."""
+        return len(self._open)
+
+    @property
     def open_episodes(self) -> dict[tuple[str, str], Episode]:
         """The open episodes (a copy)."""
         return dict(self._open)

@@ -6,11 +6,17 @@ input of the detectors (``alerts._detector``).
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, overload
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["EVIDENCE_LIMIT", "Evidence", "WindowResult"]
+if TYPE_CHECKING:  # typing only: importing ``inference`` loads ONNX Runtime
+    from inference._scored import ScoredItem
+
+__all__ = ["EVIDENCE_LIMIT", "Evidence", "LazyEvidence", "WindowResult"]
 
 #: The most evidence items a window result (and so an alert) carries.
 EVIDENCE_LIMIT: int = 10
@@ -32,6 +38,70 @@ class Evidence(BaseModel):
     p_negative: float
 
 
+def _rank(it: ScoredItem) -> tuple[float, str]:
+    return (-it.p_negative, it.item_id)
+
+
+class LazyEvidence(Sequence[Evidence]):
+    """The evidence of a window, ranked only when first read.
+
+    A window operator closes many windows and a detector fires on few of
+    them, so ranking every window's items (``heapq.nsmallest`` plus one
+    ``Evidence`` per quoted item) when it closes would be most of the
+    operator's work. This sequence keeps the window's items and ranks them on
+    first access: the ``EVIDENCE_LIMIT`` items with the highest
+    ``p_negative``, ties by ``item_id`` ascending. It compares equal to the
+    tuple of the same evidence.
+
+    Args:
+        items: the window's items (kept by reference, not copied).
+    """
+
+    __slots__ = ("_items", "_value")
+
+    def __init__(self, items: Sequence[ScoredItem]) -> None:
+        self._items: Sequence[ScoredItem] | None = items
+        self._value: tuple[Evidence, ...] | None = None
+
+    def _get(self) -> tuple[Evidence, ...]:
+        if self._value is None:
+            items = self._items or ()
+            self._value = tuple(  # fields come from validated ScoredItems: no second validation
+                Evidence.model_construct(item_id=it.item_id, title=it.title, p_negative=it.p_negative)
+                for it in heapq.nsmallest(EVIDENCE_LIMIT, items, key=_rank)
+            )
+            self._items = None
+        return self._value
+
+    @overload
+    def __getitem__(self, index: int) -> Evidence: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Evidence, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Evidence | tuple[Evidence, ...]:
+        return self._get()[index]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __iter__(self) -> Iterator[Evidence]:
+        return iter(self._get())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyEvidence):
+            return self._get() == other._get()
+        if isinstance(other, (tuple, list)):
+            return self._get() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
 @dataclass(frozen=True, slots=True)
 class WindowResult:
     """Aggregate of the items of one closed window of one key.
@@ -49,7 +119,8 @@ class WindowResult:
             the order the items arrived in.
         evidence: up to ``EVIDENCE_LIMIT`` items with the highest
             ``p_negative``, sorted by ``p_negative`` descending then
-            ``item_id`` ascending.
+            ``item_id`` ascending (a ``LazyEvidence`` from the window
+            operator: ranked when first read).
         model_versions: the distinct model versions that scored the items,
             sorted.
     """
@@ -64,5 +135,5 @@ class WindowResult:
     n_positive: int
     neg_share: float
     mean_score: float
-    evidence: tuple[Evidence, ...]
+    evidence: Sequence[Evidence]
     model_versions: tuple[str, ...]

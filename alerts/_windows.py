@@ -42,18 +42,28 @@ Late items
     only, provided the partitions are declared up front with
     ``assign_partitions``.
 
+Rebalances
+    ``revoke_partitions`` drops partitions this operator no longer owns:
+    their watermark, and their items in open windows (each window entry
+    remembers its partition), so that only the new owner, which rebuilds them
+    from the scored topic, counts them.
+
+Cost
+    Closing a window builds its counts only; its evidence (the most negative
+    items) is ranked lazily (``alerts._result.LazyEvidence``) because the
+    detector reads it only for the few windows that fire.
+
 There is no wall clock anywhere in this module.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import re
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
-from ._result import EVIDENCE_LIMIT, Evidence, WindowResult
+from ._result import LazyEvidence, WindowResult
 
 if TYPE_CHECKING:  # typing only: importing ``inference`` loads ONNX Runtime
     from inference._scored import ScoredItem
@@ -116,8 +126,9 @@ class EventTimeWindows:
         self._max_event_ms: dict[int, int] = {}
         self._assigned: set[int] = set()
         self._watermark_ms: int | None = None
-        # window end (ms) -> (key_type, key) -> story key -> first copy of the item
-        self._open: dict[int, dict[tuple[str, str], dict[str, ScoredItem]]] = {}
+        self._ticker_only = kinds == ("ticker",)
+        # window end (ms) -> (key_type, key) -> story key -> (partition, first copy of the item)
+        self._open: dict[int, dict[tuple[str, str], dict[str, tuple[int, ScoredItem]]]] = {}
         self._late_count = 0
         self._partial_late_count = 0
         self._duplicate_count = 0
@@ -221,6 +232,11 @@ class EventTimeWindows:
         return 0 if closed is None else max(0, closed - event_ms)
 
     def _keys_of(self, item: ScoredItem) -> list[tuple[str, str]]:
+        if self._ticker_only:
+            tickers = item.tickers
+            if len(tickers) == 1:
+                return [("ticker", tickers[0])] if tickers[0] else []
+            return [("ticker", t) for t in dict.fromkeys(tickers) if t]
         keys: list[tuple[str, str]] = []
         for kind in self._kinds:
             if kind == "ticker":
@@ -244,36 +260,46 @@ class EventTimeWindows:
             in ``late_count``, not added).
         """
         event_ms = item.published_ms
-        closed = self._closed_through(partition)
-        _, last_end = self.window_of(event_ms)
+        max_ms = self._max_event_ms.get(partition)
+        closed = self._watermark_ms
+        if max_ms is not None and (closed is None or max_ms - self._lateness_ms > closed):
+            closed = max_ms - self._lateness_ms
+        last_end = event_ms - event_ms % self._hop_ms + self._size_ms
         if closed is not None and last_end <= closed:
             self._late_count += 1
             return max(0, closed - event_ms)
-        current = self._max_event_ms.get(partition)
-        if current is None or event_ms > current:
+        if max_ms is None or event_ms > max_ms:
             self._max_event_ms[partition] = event_ms
         keys = self._keys_of(item)
         if not keys:
             return None
+        entry = (partition, item)
         story = story_key(item)
+        if self._hop_ms == self._size_ms:
+            self._put(last_end, keys, story, entry)
+            return None
         partial = False
-        for _, end_ms in self.windows_of(event_ms):
+        for end_ms in range(last_end - self._size_ms + self._hop_ms, last_end + 1, self._hop_ms):
             if closed is not None and end_ms <= closed:
                 partial = True
-                continue
-            window = self._open.get(end_ms)
-            if window is None:
-                window = self._open[end_ms] = {}
-            for key in keys:
-                stories = window.get(key)
-                if stories is None:
-                    window[key] = {story: item}
-                elif story in stories:
-                    self._duplicate_count += 1
-                else:
-                    stories[story] = item
+            else:
+                self._put(end_ms, keys, story, entry)
         self._partial_late_count += partial
         return None
+
+    def _put(self, end_ms: int, keys: list[tuple[str, str]], story: str, entry: tuple[int, ScoredItem]) -> None:
+        """Add ``entry`` (partition, item) under ``story`` to window ``end_ms`` of each key; first copy wins."""
+        window = self._open.get(end_ms)
+        if window is None:
+            window = self._open[end_ms] = {}
+        for key in keys:
+            stories = window.get(key)
+            if stories is None:
+                window[key] = {story: entry}
+            elif story in stories:
+                self._duplicate_count += 1
+            else:
+                stories[story] = entry
 
     def restore(self, partition: int, item: ScoredItem, closed_through_ms: int) -> None:
         """Put back an item read again from the scored topic after a restart or rebalance.
@@ -293,21 +319,45 @@ class EventTimeWindows:
         """
         floor = closed_through_ms if self._watermark_ms is None else max(closed_through_ms, self._watermark_ms)
         keys = self._keys_of(item)
+        if not keys:
+            return
         story = story_key(item)
+        entry = (partition, item)
         for _, end_ms in self.windows_of(item.published_ms):
-            if end_ms <= floor:
-                continue
-            window = self._open.setdefault(end_ms, {})
-            for key in keys:
-                stories = window.setdefault(key, {})
-                if story in stories:
-                    self._duplicate_count += 1
-                else:
-                    stories[story] = item
+            if end_ms > floor:
+                self._put(end_ms, keys, story, entry)
 
     def add(self, partition: int, item: ScoredItem) -> bool:
         """``add_item`` as a bool: False when the item is late, True otherwise."""
         return self.add_item(partition, item) is None
+
+    def revoke_partitions(self, partitions: Collection[int]) -> None:
+        """Forget partitions this operator no longer owns (e.g. revoked in a consumer-group rebalance).
+
+        Their watermark and declaration are dropped, so they no longer hold
+        the operator watermark back, and their items leave the open windows
+        (a window left empty is dropped): the new owner rebuilds those
+        windows from the scored topic and is the only one to count the items.
+        Windows already closed are not touched. Revoking a partition never
+        seen is harmless.
+        """
+        gone = set(partitions)
+        if not gone:
+            return
+        for p in gone:
+            self._max_event_ms.pop(p, None)
+            self._assigned.discard(p)
+        for end_ms in list(self._open):
+            window = self._open[end_ms]
+            for key in list(window):
+                stories = window[key]
+                kept = {s: e for s, e in stories.items() if e[0] not in gone}
+                if not kept:
+                    del window[key]
+                elif len(kept) != len(stories):
+                    window[key] = kept
+            if not window:
+                del self._open[end_ms]
 
     # -- output -------------------------------------------------------------------
 
@@ -335,38 +385,38 @@ class EventTimeWindows:
         watermark = self._watermark_ms
         if watermark is None:
             return []
+        due = [e for e in self._open if e <= watermark]
+        if not due:
+            return []
+        due.sort()
         results: list[WindowResult] = []
-        for end_ms in sorted(e for e in self._open if e <= watermark):
+        result = self._result
+        for end_ms in due:
             keys = self._open.pop(end_ms)
             for key in sorted(keys):
-                results.append(self._result(key, end_ms, keys[key].values()))
+                results.append(result(key, end_ms, keys[key]))
         return results
 
-    def _result(self, key: tuple[str, str], end_ms: int, items: Collection[ScoredItem]) -> WindowResult:
+    def _result(self, key: tuple[str, str], end_ms: int, stories: dict[str, tuple[int, ScoredItem]]) -> WindowResult:
+        items = [entry[1] for entry in stories.values()]
         n = len(items)
-        n_negative = n_neutral = 0
-        for it in items:
-            if it.label == "negative":
-                n_negative += 1
-            elif it.label == "neutral":
-                n_neutral += 1
-        ranked = heapq.nsmallest(EVIDENCE_LIMIT, items, key=lambda it: (-it.p_negative, it.item_id))
+        labels = [it.label for it in items]
+        n_negative = labels.count("negative")
+        n_neutral = labels.count("neutral")
+        versions = {it.model_version for it in items}
         return WindowResult(
-            key_type=key[0],
-            key=key[1],
-            start_ms=end_ms - self._size_ms,
-            end_ms=end_ms,
-            n=n,
-            n_negative=n_negative,
-            n_neutral=n_neutral,
-            n_positive=n - n_negative - n_neutral,
-            neg_share=n_negative / n,
-            mean_score=math.fsum(it.score for it in items) / n,
-            evidence=tuple(  # fields come from validated ScoredItems: no second validation
-                Evidence.model_construct(item_id=it.item_id, title=it.title, p_negative=it.p_negative)
-                for it in ranked[:EVIDENCE_LIMIT]
-            ),
-            model_versions=tuple(sorted({it.model_version for it in items})),
+            key[0],
+            key[1],
+            end_ms - self._size_ms,
+            end_ms,
+            n,
+            n_negative,
+            n_neutral,
+            n - n_negative - n_neutral,
+            n_negative / n,
+            math.fsum([it.score for it in items]) / n,
+            LazyEvidence(items),
+            tuple(versions) if len(versions) == 1 else tuple(sorted(versions)),
         )
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from finsentry.gc_tuning import freeze_heap, tune_gc  # noqa: E402
 from finsentry.backtest import CachingScorer, feed_records, replay_in_process, replay_scored  # noqa: E402
 from finsentry.config import load_settings  # noqa: E402
 from finsentry.daemon import build_pipeline  # noqa: E402
@@ -62,6 +63,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
+    tune_gc()  # as the finsentry command does
     settings = load_settings(model={"path": REPO_ROOT / "models", "device": "cpu"})
     feed = read_feed(args.feed)
     items = feed.items
@@ -79,6 +81,7 @@ def main() -> int:
 
     full_rate, full_runs, full_cpu = _median_rate(len(items), full, max(1, args.runs // 2))
     scored = full_out["o"].scored
+    freeze_heap()  # as run_backtest does once the feed is read
     win_rate, win_runs, win_cpu = _median_rate(
         len(scored), lambda: replay_scored(scored, build_pipeline(settings, scorer=scorer), batch), args.runs)
     result = {

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from finsentry import __version__
 from finsentry.config import ConfigError, Settings, load_settings
+from finsentry.gc_tuning import freeze_heap, tune_gc
 from finsentry.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -199,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"finsentry: {exc}", file=sys.stderr)
         return 2
     setup_logging(args.log_level or settings.log_level)
+    tune_gc()
     handler = _COMMANDS[args.command]
     try:
         return handler(args, settings)
@@ -216,6 +218,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     daemon = Daemon(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: daemon.stop())
+    freeze_heap()  # model, tokenizer, clients: long-lived from here on
     stats = daemon.run(idle_exit_s=args.idle_exit)
     print(
         f"consumed {stats.consumed}, scored {stats.scored}, dead-lettered {stats.dead_lettered}, "

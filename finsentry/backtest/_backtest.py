@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from finsentry.config import Settings
 from finsentry.daemon import build_pipeline
+from finsentry.gc_tuning import freeze_heap
 from ingest import FeedResult, read_feed
 
 from ._cache import CachingScorer
@@ -114,6 +115,7 @@ def run_backtest(opts: BacktestOptions, settings: Settings) -> BacktestResult:
 
     t = time.perf_counter()
     records = feed_records(feed.items)
+    freeze_heap()  # the feed and its records live until the end: later collections skip them
     outcome = _replay(records, settings, scorer, opts, "replay")
     timings["replay_s"] = time.perf_counter() - t
     scored = scored_frame(outcome.scored)

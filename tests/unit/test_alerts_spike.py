@@ -165,3 +165,49 @@ def test_hopping_windows_teach_the_baseline_once_per_item() -> None:
     ]
     d.evaluate_windows(overlapping, None, hop)
     assert d.baseline.windows(("ticker", "H")) == 1  # only the window starting on a multiple of its length
+
+
+def _reference_evaluate(det: SpikeDetector, closed: list[WindowResult], hop_ms: int) -> list[Alert]:
+    """The detector's rule written plainly: every statistic of every window, no shortcut."""
+    out: list[Alert] = []
+    for w in closed:
+        key = (w.key_type, w.key)
+        quiet = det.lifecycle.expire_quiet(key, w.end_ms - hop_ms, hop_ms)
+        if quiet is not None:
+            out.append(quiet)
+        stats = det.stats(w)
+        fires = det.fires(w, stats)
+        alert = det._alert(w, stats) if fires and not det.lifecycle.firing(key) else None
+        calm = w.neg_share < det.resolve_share or stats["p_value"] >= det.resolve_p
+        message = det.lifecycle.observe(key, w.end_ms, fires, calm, alert)
+        if message is not None:
+            out.append(message)
+        if (w.start_ms - det.baseline_phase_ms) % (w.end_ms - w.start_ms) == 0:
+            det.baseline.update(key, w.neg_share, suspicious=stats["p_value"] < det.resolve_p)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_paths_decide_like_the_plain_rule(seed: int) -> None:
+    """Skipping p-values that cannot change a decision gives the same alerts and baselines."""
+    import random
+
+    rng = random.Random(seed)
+    windows: list[WindowResult] = []
+    for hour in range(400):
+        for key in ("A", "B", "C"):
+            if rng.random() < 0.7:
+                n = rng.randint(1, 14)
+                share = 0.8 if rng.random() < 0.05 else 0.2
+                neg = sum(rng.random() < share for _ in range(n))
+                windows.append(_w(n, neg, hour, key))
+    fast, plain = SpikeDetector(3, 0.4, alpha=0.01), SpikeDetector(3, 0.4, alpha=0.01)
+    got, want = [], []
+    for start in range(0, len(windows), 7):
+        chunk = windows[start:start + 7]
+        got += fast.evaluate_windows(chunk, None, HOUR)
+        want += _reference_evaluate(plain, chunk, HOUR)
+    assert got == want and any(a.status == "firing" for a in want) and any(a.status == "resolved" for a in want)
+    for key in (("ticker", "A"), ("ticker", "B"), ("ticker", "C")):
+        assert fast.baseline.share(key) == plain.baseline.share(key)
+        assert fast.baseline.std(key) == plain.baseline.std(key)

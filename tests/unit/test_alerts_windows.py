@@ -337,3 +337,40 @@ def test_dst_change_offsets_are_one_hour_apart_in_utc() -> None:
         (int(datetime(2024, 3, 10, 6, 0, tzinfo=timezone.utc).timestamp()) * 1000, 1),  # 01:30 EST = 06:30 UTC
         (int(datetime(2024, 3, 10, 7, 0, tzinfo=timezone.utc).timestamp()) * 1000, 1),  # 03:30 EDT = 07:30 UTC
     ]
+
+
+def test_revoked_partition_leaves_watermark_and_open_windows() -> None:
+    w = TumblingWindows(60 * MIN, 0, key_types=("ticker", "market"))
+    w.assign_partitions([0, 1])
+    w.add_item(0, _item("p0-a", 1 * MIN, ("AAPL",)))
+    w.add_item(1, _item("p1-a", 2 * MIN, ("AAPL",)))
+    w.add_item(1, _item("p1-m", 3 * MIN, ("MSFT",)))
+    w.revoke_partitions([1])
+    # partition 1 no longer holds the watermark back: partition 0 alone moves it
+    w.heartbeat(0, T0_MS + 2 * 60 * MIN)
+    results = w.advance()
+    assert [(r.key_type, r.key, r.n) for r in results] == [("market", "*", 1), ("ticker", "AAPL", 1)]
+    assert {e.item_id for r in results for e in r.evidence} == {"p0-a"}
+    assert w.partition_watermark_ms(1) is None and w.open_windows == 0
+
+
+def test_revoking_an_unknown_partition_is_harmless() -> None:
+    w = TumblingWindows(60 * MIN, 0)
+    w.add_item(0, _item("a", MIN))
+    w.revoke_partitions([7])
+    w.revoke_partitions([])
+    w.heartbeat(0, T0_MS + 2 * 60 * MIN)
+    assert [r.n for r in w.advance()] == [1]
+
+
+def test_evidence_is_ranked_lazily_and_equals_its_tuple() -> None:
+    w = TumblingWindows(60 * MIN, 0)
+    for i in range(3):
+        w.add_item(0, _item(f"i{i}", MIN + i, p_negative=0.5 + i / 10))
+    w.heartbeat(0, T0_MS + 2 * 60 * MIN)
+    (result,) = w.advance()
+    ranked = tuple(result.evidence)
+    assert [e.item_id for e in ranked] == ["i2", "i1", "i0"]
+    assert result.evidence == ranked and ranked == result.evidence and len(result.evidence) == 3
+    assert result.evidence[0].item_id == "i2" and list(result.evidence[1:]) == list(ranked[1:])
+    assert hash(result.evidence) == hash(ranked)
