@@ -196,37 +196,42 @@ class SpikeDetector:
         """
         out: list[Alert] = []
         lifecycle = self.lifecycle
+        share_of, learn = self.baseline.share, self.baseline.update
+        min_negative, min_neg_share, resolve_share, resolve_p = (
+            self.min_negative, self.min_neg_share, self.resolve_share, self.resolve_p)
+        phase = self.baseline_phase_ms
         for w in closed:
             key = (w.key_type, w.key)
+            k, n, share = w.n_negative, w.n, w.neg_share
             was_open = lifecycle.firing(key)
             if was_open:
                 quiet = lifecycle.expire_quiet(key, w.end_ms - hop_ms, hop_ms)
                 if quiet is not None:
                     out.append(quiet)
                     was_open = False
-            p0 = min(max(self.baseline.share(key), _P0_FLOOR), _P0_CEIL)
+            p0 = min(max(share_of(key), _P0_FLOOR), _P0_CEIL)
             p_value: float | None = None
             fires = False
             alert = None
-            if w.n_negative >= self.min_negative and w.neg_share >= self.min_neg_share:
-                p_value = binomial_sf(w.n_negative, w.n, p0)
+            if k >= min_negative and share >= min_neg_share:
+                p_value = binomial_sf(k, n, p0)
                 if p_value <= self.alpha:
                     stats = self.stats(w)
                     fires = all(rule(stats) for rule in self.rules)
                     if fires and not was_open:
                         alert = self._alert(w, stats)
             if fires or was_open:
-                if p_value is None and w.neg_share >= self.resolve_share:
-                    p_value = binomial_sf(w.n_negative, w.n, p0)
-                calm = w.neg_share < self.resolve_share or (p_value is not None and p_value >= self.resolve_p)
+                if p_value is None and share >= resolve_share:
+                    p_value = binomial_sf(k, n, p0)
+                calm = share < resolve_share or (p_value is not None and p_value >= resolve_p)
                 message = lifecycle.observe(key, w.end_ms, fires, calm, alert)
                 if message is not None:
                     out.append(message)
-            if (w.start_ms - self.baseline_phase_ms) % (w.end_ms - w.start_ms) == 0:
+            if (w.start_ms - phase) % (w.end_ms - w.start_ms) == 0:
                 # learn from non-overlapping windows only (hopping windows would count an item size/hop times)
                 if p_value is None:
-                    p_value = self._p_value_for_learning(w.n_negative, w.n, p0)
-                self.baseline.update(key, w.neg_share, suspicious=p_value < self.resolve_p)
+                    p_value = self._p_value_for_learning(k, n, p0) if k else 1.0
+                learn(key, share, p_value < resolve_p)
         if watermark_ms is not None and lifecycle.open_count:
             for key in sorted(lifecycle.open_episodes):
                 quiet = lifecycle.expire_quiet(key, watermark_ms, hop_ms)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, NamedTuple, overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -102,9 +101,8 @@ class LazyEvidence(Sequence[Evidence]):
         return repr(self._get())
 
 
-@dataclass(frozen=True, slots=True)
-class WindowResult:
-    """Aggregate of the items of one closed window of one key.
+class WindowResult(NamedTuple):
+    """Aggregate of the items of one closed window of one key (an immutable named tuple: cheap to build).
 
     Attributes:
         key_type: what ``key`` is; ``"ticker"`` for now.

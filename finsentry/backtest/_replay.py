@@ -13,7 +13,7 @@ daemon, and are counted in ``ReplayOutcome.open_windows``.
 :func:`replay_scored` is the fast path for sweeps and re-runs over cached
 scores: it skips decoding and scoring (already done, identically, by
 :func:`replay_in_process`) and drives the same pipeline's windows exactly as
-``Pipeline.process`` does (``windows.add(partition, item)``, late items
+``Pipeline.process`` does (``windows.add_item(partition, item)``, late items
 counted) and closes them with ``Pipeline.close_windows``, batch by batch.
 A unit test holds it to producing the same alerts as the full path.
 """
@@ -143,11 +143,11 @@ def replay_scored(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     out = ReplayOutcome(scored=list(scored))
-    add = pipeline.windows.add
+    add_item = pipeline.windows.add_item
     for start in range(0, len(scored), batch_size):
         chunk = scored[start:start + batch_size]
         for item in chunk:
-            if not add(0, item):
+            if add_item(0, item) is not None:
                 out.late += 1
         _close(pipeline, out, ())
         if on_batch is not None:
