@@ -3,7 +3,8 @@
 Synthetic scored items (labels drawn 20 % negative, 60 % neutral, 20 %
 positive) over ``--keys`` tickers, event times increasing by 50 ms on
 average (with jitter inside the allowed lateness), one partition. Each run
-feeds ``--n`` items through ``EventTimeWindows.add_item``, calls ``advance``
+feeds ``--n`` items through ``EventTimeWindows.add_item`` (with their story keys,
+which the pipeline's novelty check computes upstream: not timed here), calls ``advance``
 and ``SpikeDetector.evaluate_windows`` every ``--advance-every`` items, and
 closes everything at the end. The process uses finsentry's collector
 settings (``finsentry.gc_tuning``: raised thresholds, start-up heap frozen). The figure is items / wall seconds for the
@@ -25,7 +26,7 @@ import statistics
 import time
 from datetime import datetime, timedelta, timezone
 
-from alerts import EventTimeWindows, SpikeDetector
+from alerts import EventTimeWindows, SpikeDetector, story_key
 from finsentry.gc_tuning import freeze_heap, tune_gc
 from inference import ScoredItem
 
@@ -50,14 +51,14 @@ def _items(n: int, keys: int, seed: int) -> list[ScoredItem]:
     return out
 
 
-def run_once(items: list[ScoredItem], hop_min: int | None, advance_every: int) -> tuple[float, int, int]:
+def run_once(items: list[ScoredItem], stories: list[str], hop_min: int | None, advance_every: int) -> tuple[float, int, int]:
     windows = EventTimeWindows(60 * 60_000, 10 * 60_000, None if hop_min is None else hop_min * 60_000)
     detector = SpikeDetector(5, 0.6)
     windows.assign_partitions([0])
     closed_n = alerts_n = 0
     start = time.perf_counter()
-    for i, item in enumerate(items, 1):
-        windows.add_item(0, item)
+    for i, (item, story) in enumerate(zip(items, stories), 1):
+        windows.add_item(0, item, story)
         if i % advance_every == 0:
             closed = windows.advance()
             closed_n += len(closed)
@@ -81,12 +82,13 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     tune_gc()  # the collector settings of the finsentry command (finsentry.gc_tuning)
     items = _items(args.n, args.keys, seed=1)
+    stories = [story_key(it) for it in items]  # computed upstream by the pipeline's novelty check
     freeze_heap()  # as the daemon does after start-up; the items stand for the scored stream
     report = {"n": args.n, "keys": args.keys, "runs": args.runs}
     for name, hop in (("tumbling_60m", None), ("hopping_60m_by_5m", 5)):
         rates, closed, alerts = [], 0, 0
         for _ in range(args.runs):  # the two configurations alternate in one process, side by side
-            rate, closed, alerts = run_once(items, hop, args.advance_every)
+            rate, closed, alerts = run_once(items, stories, hop, args.advance_every)
             rates.append(rate)
         report[name] = {"median_events_per_s": round(statistics.median(rates)), "runs": [round(r) for r in rates],
                         "windows_closed": closed, "alerts": alerts}
