@@ -258,11 +258,13 @@ class EventTimeWindows:
                 keys.append(("market", MARKET_KEY))
         return keys
 
-    def add_item(self, partition: int, item: ScoredItem) -> int | None:
+    def add_item(self, partition: int, item: ScoredItem, story: str | None = None) -> int | None:
         """Add one scored item read from ``partition``.
 
         The item's event time also advances the partition's watermark, even
-        when the item has no key.
+        when the item has no key. ``story`` is the item's ``story_key`` when
+        the caller has it already (the pipeline computes it for novelty);
+        None computes it here.
 
         Returns:
             None when the item was taken (including duplicates and items
@@ -284,7 +286,8 @@ class EventTimeWindows:
         if not keys:
             return None
         entry = (partition, item)
-        story = story_key(item)
+        if story is None:
+            story = story_key(item)
         if self._hop_ms == self._size_ms:
             self._put(last_end, keys, story, entry)
             return None

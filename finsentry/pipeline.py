@@ -164,7 +164,8 @@ class Pipeline:
             if isinstance(result, Unscored):
                 out.dead.append(DeadLetter.of(record, result.reason, "no text left after cleaning title and body"))
                 continue
-            self._window(record, item, self._annotate(result, sources, item, record), out)
+            story = story_key(result)
+            self._window(record, item, self._annotate(result, sources, item, record, story), out, story)
         return out
 
     def _with_tickers(self, item: NewsItem) -> tuple[NewsItem, tuple[str, ...]]:
@@ -173,8 +174,9 @@ class Pipeline:
             item = item.model_copy(update={"tickers": tickers})
         return item, sources
 
-    def _annotate(self, scored: ScoredItem, sources: tuple[str, ...], item: NewsItem, record: RecordLike) -> ScoredItem:
-        story = story_key(scored)
+    def _annotate(
+        self, scored: ScoredItem, sources: tuple[str, ...], item: NewsItem, record: RecordLike, story: str
+    ) -> ScoredItem:
         t = scored.published_ms
         last = self._stories.pop(story, None)
         novel = last is None or t - last > self.novelty_horizon_ms
@@ -184,14 +186,14 @@ class Pipeline:
         flag = check_event_time(t, _ingested_ms(item, record), self.max_future_ms)
         return scored.model_copy(update={"ticker_sources": sources, "novel": novel, "time_flag": flag})
 
-    def _window(self, record: RecordLike, item: NewsItem, scored: ScoredItem, out: BatchOutput) -> None:
+    def _window(self, record: RecordLike, item: NewsItem, scored: ScoredItem, out: BatchOutput, story: str) -> None:
         out.scored.append((record.partition, scored))
         if scored.time_flag == "future":
             ingested = _ingested_ms(item, record) or 0
             out.late.append(scored)
             out.late_events.append(LateEvent(record.partition, scored, "future", scored.published_ms - ingested))
             return
-        lateness = self.windows.add_item(record.partition, scored)
+        lateness = self.windows.add_item(record.partition, scored, story)
         if lateness is not None:
             out.late.append(scored)
             out.late_events.append(LateEvent(record.partition, scored, "late", lateness))
