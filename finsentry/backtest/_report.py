@@ -26,6 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from alerts import Alert  # noqa: E402
@@ -132,6 +133,7 @@ def _topics(topics: list[str], out_dir: Path) -> str:
         ax.barh(names, values, color="#c0392b")
     else:
         ax.text(0.5, 0.5, "no alerts", ha="center", va="center", transform=ax.transAxes)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # alert counts: whole numbers only
     ax.set_xlabel("alerts")
     ax.set_title("Alerts by topic (most common topic of the evidence items)")
     return _save(fig, out_dir / "alerts_by_topic.png")
