@@ -94,6 +94,10 @@ class BatchSettings(_Section):
 
     max_batch: int = Field(default=64, ge=1, le=4096)
     max_wait_ms: int = Field(default=50, ge=1, le=60_000)
+    paused_poll_ms: int = Field(
+        default=100, ge=1, le=60_000,
+        description="while a batch is scored for longer than this, the partitions are paused and poll() runs "
+                    "this often (max.poll.interval.ms); the wait itself ends as soon as scoring does")
 
 
 class WindowSettings(_Section):
