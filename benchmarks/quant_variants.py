@@ -39,7 +39,8 @@ from inference import Scorer
 from training._evaluate import EVAL_TASK, load_eval_sets
 from training._export import int8_exclusions, quantize_int8, quantize_int8_blockwise
 
-MODEL_FOLDER = Path(__file__).resolve().parents[1] / "models" / "minilm6-mt-20261129"
+MODELS = Path(__file__).resolve().parents[1] / "models"
+MODEL_FOLDER = MODELS / (MODELS / "DEFAULT").read_text(encoding="utf-8").strip()  # tokenizer, config, labels
 
 #: variant name -> keyword arguments of ``training._export.quantize_int8``
 VARIANTS: dict[str, dict] = {
