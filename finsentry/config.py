@@ -272,6 +272,14 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @model_validator(mode="after")
+    def _paused_poll_within_poll_interval(self) -> "Settings":
+        if self.batch.paused_poll_ms * 2 > self.kafka.max_poll_interval_ms:
+            raise ValueError(f"batch.paused_poll_ms ({self.batch.paused_poll_ms}) must be at most half of "
+                             f"kafka.max_poll_interval_ms ({self.kafka.max_poll_interval_ms}), or a slow batch "
+                             "costs the group membership")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
