@@ -94,6 +94,10 @@ class BatchSettings(_Section):
 
     max_batch: int = Field(default=64, ge=1, le=4096)
     max_wait_ms: int = Field(default=50, ge=1, le=60_000)
+    paused_poll_ms: int = Field(
+        default=100, ge=1, le=60_000,
+        description="while a batch is scored for longer than this, the partitions are paused and poll() runs "
+                    "this often (max.poll.interval.ms); the wait itself ends as soon as scoring does")
 
 
 class WindowSettings(_Section):
@@ -267,6 +271,14 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _paused_poll_within_poll_interval(self) -> "Settings":
+        if self.batch.paused_poll_ms * 2 > self.kafka.max_poll_interval_ms:
+            raise ValueError(f"batch.paused_poll_ms ({self.batch.paused_poll_ms}) must be at most half of "
+                             f"kafka.max_poll_interval_ms ({self.kafka.max_poll_interval_ms}), or a slow batch "
+                             "costs the group membership")
+        return self
 
     @classmethod
     def settings_customise_sources(

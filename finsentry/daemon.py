@@ -7,10 +7,13 @@ One loop, top to bottom (:meth:`Daemon.run`):
    previous batch is being scored on the scoring thread;
 2. **score** it (:class:`finsentry.pipeline.Pipeline`: decode, model, windows)
    on the scoring thread. At most one batch is scored and one is held in
-   hand: when both slots are full the consumer **pauses** its partitions and
-   keeps calling ``poll()`` (heartbeats, ``max.poll.interval.ms``) until the
-   scoring thread is done, then **resumes** them (back-pressure: memory stays
-   bounded and a slow model never costs the group membership);
+   hand: when both slots are full the loop waits for the scoring thread (the
+   wait ends the moment it is done); past ``batch.paused_poll_ms`` the consumer
+   **pauses** its partitions and keeps calling ``poll()`` (``max.poll.interval.ms``)
+   until the scoring thread is done, then **resumes** them (back-pressure:
+   memory stays bounded and a slow model never costs the group membership).
+   The batch in hand goes to the scoring thread before the previous batch's
+   flush and commit (6), so those round trips overlap scoring;
 3. **write** scored records to the scored topic and bad records to the
    dead-letter topic (with reason, partition and offset);
 4. **close windows** whose end the watermark passed and run the detector;
@@ -30,7 +33,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,12 +205,14 @@ class Daemon:
                     last_record = time.monotonic()
                 alerts = self._close_windows()
                 self._alert(alerts)
+                if batch.records:  # before the flush and commit below: they overlap this batch's scoring
+                    self._submit(batch)
                 if done is not None or alerts:
                     self.producer.flush()
                     self._commit(done)
                 if batch.records:
-                    self._submit(batch)
-                elif stopping:
+                    continue
+                if stopping:
                     break
                 elif idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s and self._caught_up():
                     log.info("idle for %.1f s and caught up: exiting", idle_exit_s)
@@ -267,9 +272,12 @@ class Daemon:
     def _finish_scoring(self) -> _Batch | None:
         """Wait for the batch on the scoring thread, write its outputs; None when none was in flight.
 
-        While waiting, the assigned partitions are paused and ``poll()`` keeps
-        running (it returns nothing for paused partitions), so heartbeats and
-        the ``max.poll.interval.ms`` clock are served however slow scoring is;
+        The wait ends the moment the scoring thread is done (no poll timeout
+        in between). When scoring takes longer than ``batch.paused_poll_ms``,
+        the assigned partitions are paused and ``poll(timeout_ms=0)`` runs
+        every ``paused_poll_ms`` (it returns nothing for paused partitions),
+        so group membership and the ``max.poll.interval.ms`` clock are served
+        however slow scoring is (kafka-python heartbeats from its own thread);
         they are resumed before returning.
 
         Raises:
@@ -278,13 +286,15 @@ class Daemon:
         if self._in_flight is None:
             return None
         future, batch = self._in_flight
-        if not future.done():
+        every_s = self.settings.batch.paused_poll_ms / 1000.0
+        if not wait([future], timeout=every_s).done:  # returns the moment scoring ends
             paused: set[TopicPartition] = set()
             self.stats.pauses += 1
             try:
                 while not future.done():
                     paused |= self._pause_assigned()
-                    self._seek_back(self.consumer.poll(timeout_ms=100, max_records=1))
+                    self._seek_back(self.consumer.poll(timeout_ms=0, max_records=1))
+                    wait([future], timeout=every_s)
             finally:
                 assigned = self.consumer.assignment()
                 self.consumer.resume(*[tp for tp in paused if tp in assigned])

@@ -21,10 +21,15 @@ from ingest import NewsItem
 
 __all__ = ["DEFAULT_SUB_BATCH", "Scorer", "TextScores", "Unscored", "item_text", "model_file"]
 
-#: Rows per ONNX Runtime call after length sorting. Measured on the 2-core dev
-#: box with Benzinga headlines (benchmarks/RESULTS.md, issue #4): 16-64 are
-#: within noise of each other; larger sub-batches add padding again.
-DEFAULT_SUB_BATCH = 32
+#: Rows per ONNX Runtime call after length sorting, on the CPU. Measured on the
+#: 2-core dev box with Benzinga headlines and the block-wise int8 model
+#: (benchmarks/RESULTS.md, issue #4, run 3): 4-8 rows beat 32 by 1.2x in
+#: micro-batches of 256 and by 2x in micro-batches of 32 (a 32-row call pads
+#: every row to the longest of 32 unsorted-by-nature headlines).
+DEFAULT_SUB_BATCH = 8
+#: Rows per call on CUDA (unchanged from run 1: small calls starve a GPU; the
+#: GPU bench sweeps it, benchmarks/gpu.sh).
+CUDA_SUB_BATCH = 32
 FP16_MODEL = "model.fp16.onnx"
 
 _TAG = re.compile(r"<[^>]{0,500}>")
@@ -100,6 +105,7 @@ class Scorer:
         verify: check the manifest's sha256 digests before loading.
         sub_batch: most rows per ONNX Runtime call; a call's texts are sorted
             by token length and cut into sub-batches of this size (less padding).
+            None: ``DEFAULT_SUB_BATCH`` on the CPU, ``CUDA_SUB_BATCH`` on CUDA.
         spin: let ONNX Runtime's idle threads busy-wait (see ``session_options``).
 
     Attributes:
@@ -117,14 +123,16 @@ class Scorer:
         device: Device = "auto",
         intra_op_threads: int = 0,
         verify: bool = True,
-        sub_batch: int = DEFAULT_SUB_BATCH,
+        sub_batch: int | None = None,
         spin: bool = True,
     ):
-        if sub_batch < 1:
+        if sub_batch is not None and sub_batch < 1:
             raise ValueError(f"sub_batch must be >= 1, got {sub_batch}")
         self.folder = ModelFolder.load(Path(model_path), verify=verify)
         self.model_file = model_file(self.folder.path, device)
         self.session = create_session(self.model_file, device, intra_op_threads, spin)
+        if sub_batch is None:
+            sub_batch = CUDA_SUB_BATCH if self.provider == CUDA else DEFAULT_SUB_BATCH
         self.sub_batch = sub_batch
         self.tokenizer = Tokenizer.from_file(str(self.folder.path / "tokenizer.json"))
         self.tokenizer.no_padding()

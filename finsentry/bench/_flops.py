@@ -33,9 +33,11 @@ def int8_matmul_gops(m: int = 640, k: int = 384, n: int = 1536, threads: int = 0
     """ONNX Runtime's own int8 matrix-multiply rate at the model's FFN shape, GOP/s (best of ``repeats``).
 
     One ``MatMulInteger`` node (uint8 [m, k] x int8 [k, n] -> int32, the
-    kernel family of the int8 model's ``DynamicQuantizeMatMul``); m = 640 is a
-    32-row sub-batch of 20-token headlines, k x n = 384 x 1536 the FFN's first
-    matrix. 2 m k n operations per call. Returns None when the ``onnx``
+    kernel family of per-tensor dynamic int8, ``DynamicQuantizeMatMul``; the
+    block-wise model's ``MatMulNBits`` also multiplies int8 on the same VNNI
+    units); m = 640 is a 32-row call of 20-token headlines (the scorer's CPU
+    calls are 8 rows since issue #4 run 3: this limit is the larger-GEMM one),
+    k x n = 384 x 1536 the FFN's first matrix. 2 m k n operations per call. Returns None when the ``onnx``
     package (``train`` extra) is not installed.
     """
     try:

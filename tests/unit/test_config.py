@@ -58,3 +58,12 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
     broken.write_text("[kafka\n")
     with pytest.raises(ConfigError, match="could not be read"):
         load_settings(broken)
+
+
+def test_paused_poll_must_fit_the_poll_interval(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[kafka]\nmax_poll_interval_ms = 1500\n[batch]\npaused_poll_ms = 1000\n")
+    with pytest.raises(ConfigError, match=r"paused_poll_ms \(1000\) must be at most half"):
+        load_settings(cfg)
+    cfg.write_text("[kafka]\nmax_poll_interval_ms = 1500\n[batch]\npaused_poll_ms = 750\n")
+    assert load_settings(cfg).batch.paused_poll_ms == 750

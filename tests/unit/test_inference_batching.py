@@ -64,33 +64,25 @@ def test_length_sorting_restores_input_order(scorer: Scorer) -> None:
 
 
 def test_batched_and_single_item_scoring_agree_on_real_headlines(scorer: Scorer) -> None:
-    """Same labels and logits within tolerance.
+    """Same labels and logits within float tolerance.
 
-    The published int8 model quantizes activations dynamically, one scale per
-    tensor (ONNX ``DynamicQuantizeLinear``), i.e. per sub-batch: a row's logits
-    move with its batch mates (measured on 300 Benzinga headlines: median
-    |diff| 0.18, p99 0.9-1.0 logit, 98.7-99% label agreement, see
-    benchmarks/RESULTS.md). The tolerances below are those of that property,
-    not of float rounding: labels agree on >= 97% of rows (topic, 20 classes
-    with many near ties: >= 93%; measured 95%) and on every row
-    whose single-item top-1 margin is decisive (>= 3 logits), and the median
-    largest logit difference of a row stays under 0.3 (sentiment, 3 logits)
-    and 0.6 (topic, 20 logits).
+    The published model is int8 block-wise (``MatMulNBits``, ``accuracy_level=4``):
+    activations are quantized per row and block, so a row's logits do not depend
+    on its batch mates or on padding (the attention mask zeroes padded keys).
+    Measured on these 200 headlines: largest difference 2e-6 logit. The tolerance
+    (1e-4) is float rounding of differently blocked GEMMs; a per-tensor dynamic
+    int8 model (one activation scale per sub-batch) misses it by three orders of
+    magnitude (median 0.18 logit, benchmarks/RESULTS.md run 1).
     """
     texts = _headlines(200)
     assert scorer.sub_batch == DEFAULT_SUB_BATCH
     batched = scorer.logits(texts)
     single = [scorer.logits([t]) for t in texts]
-    for name, median_tol, min_agree in (("sentiment_logits", 0.3, 0.97), ("topic_logits", 0.6, 0.93)):
+    for name in ("sentiment_logits", "topic_logits"):
         one = np.vstack([s[name] for s in single])
         assert batched[name].shape == one.shape
-        diff = np.abs(batched[name] - one).max(axis=1)
-        assert np.median(diff) < median_tol, (name, np.median(diff))
-        same = batched[name].argmax(1) == one.argmax(1)
-        assert same.mean() >= min_agree, (name, same.mean())
-        top2 = np.sort(one, axis=1)[:, -2:]
-        decisive = (top2[:, 1] - top2[:, 0]) >= 3.0
-        assert decisive.sum() > 50 and same[decisive].all(), name
+        np.testing.assert_allclose(batched[name], one, rtol=0, atol=1e-4, err_msg=name)
+        assert (batched[name].argmax(1) == one.argmax(1)).all(), name
     assert (batched["truncated"] == np.array([s["truncated"][0] for s in single])).all()
 
 

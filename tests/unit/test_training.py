@@ -63,7 +63,7 @@ def test_published_folder_layout(tiny_run):
     assert cfg["version"] == "tiny-test" and cfg["max_length"] == 128
     assert cfg["inputs"] == ["input_ids", "attention_mask"]
     assert cfg["outputs"] == {"sentiment_logits": "sentiment", "topic_logits": "topic"}
-    assert cfg["quantization"] in ("int8-dynamic", "none")
+    assert cfg["quantization"] in ("int8-blockwise", "int8-dynamic", "none")
     assert cfg["text_join"] == {"fields": ["title", "body"], "separator": ". "}
     tok = json.loads((folder / "tokenizer.json").read_text())
     assert tok["truncation"]["max_length"] == 128 and tok["padding"] is None
@@ -91,6 +91,61 @@ def test_onnx_graph_and_parity(tiny_run):
     s, t = sess.run(["sentiment_logits", "topic_logits"], {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64)})
     assert s.shape == (2, 3) and t.shape == (2, 20) and s.dtype == np.float32
     assert metrics["quantization_gate"]["candidates"], "int8 candidates were not tried"
+
+
+def test_blockwise_int8_scores_do_not_depend_on_the_batch(tiny_run, tmp_path):
+    """int8-blockwise quantises activations per row: an item scored alone and beside a longer
+    item gives the same logits; per-tensor dynamic int8 is the gate's first fallback."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from training._export import quantize_int8_blockwise
+
+    run, _, _ = tiny_run
+    q = quantize_int8_blockwise(run / "model.fp32.onnx", tmp_path / "b.onnx")
+    sess = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"])
+    op_types = {n.op_type for n in __import__("onnx").load(str(q)).graph.node}
+    assert "MatMulNBits" in op_types
+    rng = np.random.default_rng(0)
+    long = rng.integers(1000, 29000, size=(1, 40))
+    short = np.zeros((1, 40), dtype=np.int64)
+    short[0, :6] = [101, 2054, 2003, 1996, 3006, 102]
+    feeds = lambda ids: {"input_ids": ids.astype(np.int64), "attention_mask": (ids != 0).astype(np.int64)}  # noqa: E731
+    alone = sess.run(["sentiment_logits"], feeds(short))[0]
+    both = sess.run(["sentiment_logits"], feeds(np.vstack([short, long * 7 % 29000 + 1000])))[0]
+    np.testing.assert_allclose(both[0], alone[0], atol=1e-5)
+
+
+def test_int8_exclusions_find_groups_by_structure(tiny_run):
+    from training._export import int8_exclusions
+
+    fp32 = tiny_run[0] / "model.fp32.onnx"
+    heads = int8_exclusions(fp32, ["heads"])
+    attention = int8_exclusions(fp32, ["attention"])
+    ffn_out = int8_exclusions(fp32, ["ffn_out"])
+    last = int8_exclusions(fp32, ["last_layer"])
+    assert len(heads) == 2  # sentiment and topic Gemm
+    assert len(attention) == 12 and len(ffn_out) == 6  # 6 layers: Q·Kᵀ and A·V; the down-projection
+    assert len(last) == 8 and set(ffn_out) & set(last)  # 6 weight MatMuls + 2 attention MatMuls of layer 6
+    with pytest.raises(ValueError, match="unknown node groups"):
+        int8_exclusions(fp32, ["everything"])
+
+
+def test_from_run_republishes_without_training(tiny_run, tmp_path):
+    run, _, _ = tiny_run
+    pub = tmp_path / "models"
+    rc = train_main(["--from-run", str(run), "--max-eval-items", "48", "--out-dir", str(tmp_path / "run2"),
+                     "--publish-dir", str(pub), "--version", "tiny-again", "--no-progress"])
+    assert rc == 0
+    folder = pub / "tiny-again"
+    assert {p.name for p in folder.iterdir()} == PUBLISHED and verify_manifest(folder)["version"] == "tiny-again"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    prior = json.loads((run / "metrics.json").read_text())
+    assert metrics["training"]["republished_from"] == str(run)
+    assert metrics["dev"] == prior["dev"] and metrics["onnx_parity"] == prior["onnx_parity"]
+    gate = metrics["quantization_gate"]
+    assert next(iter(gate["candidates"])) == "int8-blockwise" and gate["min_agreement"] == 0.99
+    assert not (tmp_path / "run2" / "best.pt").exists()  # nothing was trained
 
 
 def test_parity_check_raises_on_mismatch(tiny_run):
