@@ -47,6 +47,7 @@ from alerts import (
 )
 from finsentry.broker import create_topics
 from finsentry.config import Settings
+from finsentry.ops import DaemonOps
 from finsentry.pipeline import BatchOutput, Pipeline, build_detector, build_windows
 from finsentry.rebuild import OnAssigned, rebuild_windows
 from inference import Scorer
@@ -170,6 +171,8 @@ class Daemon:
         self._to_rebuild: set[int] = set()  # assigned, not rebuilt yet: done in the loop, not inside poll
         self.consumer.subscribe([k.raw_topic], listener=OnAssigned(self._to_rebuild.update))
         self.delivery.start()
+        self.ops = DaemonOps(self)  # /healthz, /readyz, /metrics, hot model reload
+        self.ops.start()
         log.info(
             "daemon ready: model %s, provider=%s, group %s, topic %s",
             self.pipeline.scorer.version,
@@ -196,6 +199,7 @@ class Daemon:
                 stopping = self._stop.is_set()
                 batch = _Batch() if stopping else self._consume()
                 done = self._finish_scoring()
+                self.ops.tick()  # no batch in flight here: a reloaded model goes in now
                 self._rebuild()  # newly assigned partitions, while no batch is being scored or windowed
                 self._in_hand = {r.partition for r in batch.records}
                 if batch.records:
@@ -262,7 +266,14 @@ class Daemon:
     def _submit(self, batch: _Batch) -> None:
         """Hand a batch to the scoring thread (the previous one must be finished)."""
         assert self._in_flight is None, "one batch in flight at most"
-        self._in_flight = (self._scoring.submit(self.pipeline.process, batch.records), batch)
+        self._in_flight = (self._scoring.submit(self._process, batch.records), batch)
+
+    def _process(self, records: list[RecordLike]) -> BatchOutput:
+        """The pipeline over one micro-batch (on the scoring thread), timed for the metrics."""
+        started = time.perf_counter()
+        out = self.pipeline.process(records)
+        self.ops.batch_done(len(records), time.perf_counter() - started)
+        return out
 
     def _finish_scoring(self) -> _Batch | None:
         """Wait for the batch on the scoring thread, write its outputs; None when none was in flight.
@@ -340,7 +351,8 @@ class Daemon:
             headers = [("finsentry-reason", dead.reason.encode())]
             self._sends.append((k.dlq_topic, self.producer.send(
                 k.dlq_topic, key=dead.key, value=dead.to_json(), headers=headers)))
-            log.warning("dead-lettered %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.reason)
+            log.warning("dead-lettered %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.reason,
+                        extra={"partition": dead.partition, "offset": dead.offset, "reason": dead.reason})
         self.stats.scored += len(out.scored)
         self.stats.dead_lettered += len(out.dead)
         self.stats.late += len(out.late)
@@ -393,12 +405,14 @@ class Daemon:
     def _alert(self, alerts: list[Alert]) -> None:
         """Store the alerts durably (before the commit); the delivery workers send them."""
         for alert in alerts:
-            log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start)
+            log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start,
+                     extra={"alert_id": alert.alert_id, "key": alert.key})
             self.stats.alerts.append(alert)
             self.outbox.put(alert)
 
     def close(self) -> None:
         """Flush, commit what was processed, close the clients (idempotent)."""
+        self.ops.close()
         try:
             self._scoring.shutdown(wait=True)
             self.producer.flush()
