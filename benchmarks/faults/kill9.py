@@ -61,6 +61,7 @@ from alerts import WebhookSink  # noqa: E402
 from finsentry.broker import LocalBroker, create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
 from finsentry.topics import read_topic  # noqa: E402
+from ingest import HEARTBEAT_KEY  # noqa: E402
 
 
 def _free_port() -> int:
@@ -90,6 +91,7 @@ def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, o
         "FINSENTRY_KAFKA__RAW_TOPIC": topics["raw"],
         "FINSENTRY_KAFKA__SCORED_TOPIC": topics["scored"],
         "FINSENTRY_KAFKA__DLQ_TOPIC": topics["dlq"],
+        "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"],
         "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
         "FINSENTRY_KAFKA__SESSION_TIMEOUT_MS": "6000",  # a killed member leaves the group sooner
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1440",  # the sample is sparse: one-day windows, as the demo
@@ -117,8 +119,8 @@ def run_kill9(bootstrap: str, workdir: Path, feed: Path, items: int, kills: int,
     rng = random.Random(seed)
     tag = uuid.uuid4().hex[:8]
     topics = {"raw": f"kill9-raw-{tag}", "scored": f"kill9-scored-{tag}", "dlq": f"kill9-dlq-{tag}",
-              "group": f"kill9-{tag}"}
-    create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1})
+              "late": f"kill9-late-{tag}", "group": f"kill9-{tag}"}
+    create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1, topics["late"]: 1})
     started = time.monotonic()
     kill_times: list[float] = []
     scored_at_kill: list[float] = []
@@ -167,8 +169,8 @@ def run_kill9(bootstrap: str, workdir: Path, feed: Path, items: int, kills: int,
 
 
 def _count(bootstrap: str, topics: dict[str, str]) -> dict[str, object]:
-    raw = read_topic(bootstrap, topics["raw"], timeout_s=120)
-    raw_ids = {(p, o): json.loads(v)["id"] for p, o, _, v in raw}
+    raw = [r for r in read_topic(bootstrap, topics["raw"], timeout_s=120) if r[2] != HEARTBEAT_KEY]
+    raw_ids = {(p, o): json.loads(v)["id"] for p, o, _, v in raw}  # items only: heartbeats are not scored
     scored = [json.loads(v) for _, _, _, v in read_topic(bootstrap, topics["scored"], timeout_s=120)]
     dead = [json.loads(v) for _, _, _, v in read_topic(bootstrap, topics["dlq"], timeout_s=120)]
     per_item = Counter(s["item_id"] for s in scored)

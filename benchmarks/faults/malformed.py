@@ -92,8 +92,8 @@ def run_malformed(bootstrap: str, workdir: Path, feed: Path, n_valid: int, n_bad
     """One fault run (see the module docstring); returns the figures."""
     rng = random.Random(seed)
     tag = uuid.uuid4().hex[:8]
-    raw, scored, dlq = f"fuzz-raw-{tag}", f"fuzz-scored-{tag}", f"fuzz-dlq-{tag}"
-    create_topics(bootstrap, {raw: 4, scored: 4, dlq: 1})
+    raw, scored, dlq, late = f"fuzz-raw-{tag}", f"fuzz-scored-{tag}", f"fuzz-dlq-{tag}", f"fuzz-late-{tag}"
+    create_topics(bootstrap, {raw: 4, scored: 4, dlq: 1, late: 1})
     valid = read_feed(feed, limit=n_valid).items
     plan: list[tuple[str, str | None, bytes | None, bytes]] = []  # kind, valid id, value, key
     plan += [("valid", item.id, item.to_json(), (item.tickers[0] if item.tickers else item.source).encode())
@@ -109,6 +109,7 @@ def run_malformed(bootstrap: str, workdir: Path, feed: Path, n_valid: int, n_bad
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FINSENTRY_KAFKA__BOOTSTRAP": bootstrap,
            "FINSENTRY_KAFKA__GROUP_ID": f"fuzz-{tag}", "FINSENTRY_KAFKA__RAW_TOPIC": raw,
            "FINSENTRY_KAFKA__SCORED_TOPIC": scored, "FINSENTRY_KAFKA__DLQ_TOPIC": dlq,
+           "FINSENTRY_KAFKA__LATE_TOPIC": late,
            "FINSENTRY_KAFKA__CREATE_TOPICS": "false", "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(workdir / "o.sqlite"),
            "FINSENTRY_OPS__RELOAD_CHECK_S": "0", "FINSENTRY_LOG_LEVEL": "ERROR"}
     started = time.monotonic()

@@ -95,7 +95,7 @@ def _metric(text: str, line_start: str) -> float:
 def test_ops_endpoint_and_hot_reload_under_load(
     kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:
-    raw, scored, dlq = new_topic("raw", 3), new_topic("scored", 3), new_topic("dlq", 1)
+    raw, scored, dlq, late = new_topic("raw", 3), new_topic("scored", 3), new_topic("dlq", 1), new_topic("late", 1)
     registry = tmp_path / "registry"
     registry.mkdir()
     _publish(registry, "champion-1")
@@ -103,7 +103,7 @@ def test_ops_endpoint_and_hot_reload_under_load(
     port = _free_port()
     settings = load_settings(
         kafka={"bootstrap": kafka_bootstrap, "group_id": f"ops-{uuid.uuid4().hex[:8]}", "raw_topic": raw,
-               "scored_topic": scored, "dlq_topic": dlq, "create_topics": False},
+               "scored_topic": scored, "dlq_topic": dlq, "late_topic": late, "create_topics": False},
         model={"path": str(registry), "device": "cpu", "intra_op_threads": 1},
         batch={"max_batch": 16, "max_wait_ms": 20},
         webhooks={"outbox_path": str(tmp_path / "outbox.sqlite"), "drain_timeout_s": 1},
