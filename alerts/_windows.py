@@ -25,7 +25,9 @@ Watermark rule
       are not idle; when every partition seen is idle, the maximum of them
       (everything available was consumed). A partition declared with
       ``assign_partitions`` but not seen yet (and not idle) holds the
-      watermark where it is. It never moves backwards.
+      watermark where it is. It never moves backwards, except once after
+      ``revoke_partitions`` (a rebalance): it is then recomputed from the
+      partitions that remain and those assigned next.
     * ``advance`` closes every window whose ``end_ms <= watermark`` and emits
       its result, ordered by ``(end_ms, key_type, key)``. A window is emitted
       once: items up to ``allowed_lateness_ms`` behind their partition's max
@@ -118,6 +120,8 @@ class EventTimeWindows:
         self._watermark_ms: int | None = None
         # window end (ms) -> (key_type, key) -> story key -> first copy of the item
         self._open: dict[int, dict[tuple[str, str], dict[str, ScoredItem]]] = {}
+        # window end (ms) -> item id -> partition it was read from (for revoke_partitions)
+        self._item_partition: dict[int, dict[str, int]] = {}
         self._late_count = 0
         self._partial_late_count = 0
         self._duplicate_count = 0
@@ -264,6 +268,7 @@ class EventTimeWindows:
             window = self._open.get(end_ms)
             if window is None:
                 window = self._open[end_ms] = {}
+            self._item_partition.setdefault(end_ms, {}).setdefault(item.item_id, partition)
             for key in keys:
                 stories = window.get(key)
                 if stories is None:
@@ -298,12 +303,57 @@ class EventTimeWindows:
             if end_ms <= floor:
                 continue
             window = self._open.setdefault(end_ms, {})
+            self._item_partition.setdefault(end_ms, {}).setdefault(item.item_id, partition)
             for key in keys:
                 stories = window.setdefault(key, {})
                 if story in stories:
                     self._duplicate_count += 1
                 else:
                     stories[story] = item
+
+    def revoke_partitions(self, partitions: Collection[int]) -> None:
+        """Forget partitions this operator no longer reads (a consumer-group rebalance took them away).
+
+        Their watermark and declaration are dropped, and their items are
+        removed from the open windows: the partitions' new owner rebuilds
+        those windows from the scored topic and is the only one to count
+        them. The operator watermark is then recomputed by the next
+        ``advance`` from the partitions that remain and those declared next
+        (it may move back, once: a newly assigned partition can be behind);
+        windows already closed stay closed. Call it after every rebalance,
+        with the partitions actually lost (possibly none).
+
+        Limits: a story kept from a revoked partition whose duplicate from a
+        kept partition was ignored leaves the window with it; ``market`` and
+        ``topic`` windows mix partitions, so across daemons they are split.
+
+        Args:
+            partitions: partition numbers no longer assigned.
+        """
+        gone = set(partitions)
+        for p in gone:
+            self._max_event_ms.pop(p, None)
+            self._assigned.discard(p)
+        self._watermark_ms = None
+        if not gone:
+            return
+        for end_ms in list(self._open):
+            owners = self._item_partition.get(end_ms, {})
+            ids = {item_id for item_id, p in owners.items() if p in gone}
+            if not ids:
+                continue
+            window = self._open[end_ms]
+            for key in list(window):
+                stories = window[key]
+                for story in [s for s, it in stories.items() if it.item_id in ids]:
+                    del stories[story]
+                if not stories:
+                    del window[key]
+            for item_id in ids:
+                del owners[item_id]
+            if not window:
+                del self._open[end_ms]
+                self._item_partition.pop(end_ms, None)
 
     def add(self, partition: int, item: ScoredItem) -> bool:
         """``add_item`` as a bool: False when the item is late, True otherwise."""
@@ -338,6 +388,7 @@ class EventTimeWindows:
         results: list[WindowResult] = []
         for end_ms in sorted(e for e in self._open if e <= watermark):
             keys = self._open.pop(end_ms)
+            self._item_partition.pop(end_ms, None)
             for key in sorted(keys):
                 results.append(self._result(key, end_ms, keys[key].values()))
         return results
