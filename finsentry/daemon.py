@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 
 from alerts import (
     Alert,
@@ -49,7 +49,7 @@ from finsentry.broker import create_topics
 from finsentry.config import Settings
 from finsentry.ops import DaemonOps
 from finsentry.pipeline import BatchOutput, Pipeline, build_detector, build_windows
-from finsentry.rebuild import OnAssigned, rebuild_windows
+from finsentry.rebuild import OnAssigned, commit_metadata, rebuild_windows
 from inference import Scorer
 from ingest import RecordLike, TickerExtractor, load_aliases, make_consumer, make_producer
 
@@ -78,6 +78,12 @@ class DaemonStats:
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     #: times the consumer paused its partitions because the scoring queue was full.
     pauses: int = 0
+    #: items restored into open windows from the scored topic after an assignment (finsentry.rebuild).
+    restored: int = 0
+    #: partitions revoked by rebalances and not assigned again (their windows were dropped).
+    revoked: int = 0
+    #: consumers replaced because their group join stayed pending (see Daemon._watch_group).
+    consumer_replacements: int = 0
 
 
 @dataclass
@@ -148,6 +154,7 @@ class Daemon:
         self._in_flight: tuple[Future, _Batch] | None = None
         self._in_hand: set[int] = set()  # partitions with records consumed but not yet windowed
         self._unassigned_since: float | None = None  # monotonic s; see _refresh_if_unassigned
+        self._joining_since: float | None = None  # monotonic s; see _watch_group
         self._rebuilt: set[int] = set()  # partitions whose open windows were rebuilt (finsentry.rebuild)
         self._sends: list[tuple[str, Any]] = []  # (topic, FutureRecordMetadata) since the last commit
         self.delivery = build_delivery(settings)  # before Kafka: a bad secret fails at once
@@ -159,17 +166,13 @@ class Daemon:
                 {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1, k.late_topic: 1},
             )
         self.producer: KafkaProducer = make_producer(k.bootstrap)
-        self.consumer: KafkaConsumer = make_consumer(
-            k.bootstrap,
-            k.group_id,
-            [k.raw_topic],
-            auto_offset_reset=k.auto_offset_reset,
-            max_poll_interval_ms=k.max_poll_interval_ms,
-            session_timeout_ms=k.session_timeout_ms,
-            max_poll_records=settings.batch.max_batch,
-        )
         self._to_rebuild: set[int] = set()  # assigned, not rebuilt yet: done in the loop, not inside poll
-        self.consumer.subscribe([k.raw_topic], listener=OnAssigned(self._to_rebuild.update))
+        self._owned: set[int] = set()  # partitions whose windows this daemon holds (see _after_rebalance)
+        self._rebalanced = False  # a rebalance listener call since the last loop turn
+        self._committed: dict[TopicPartition, int] = {}  # last committed offset of each owned partition
+        self._decided: dict[TopicPartition, int | None] = {}  # windows decided through (ms): commit metadata
+        self._committed_wm: int | None = None  # the operator watermark at the last commit
+        self.consumer: KafkaConsumer = self._make_consumer()
         self.delivery.start()
         self.ops = DaemonOps(self)  # /healthz, /readyz, /metrics, hot model reload
         self.ops.start()
@@ -200,13 +203,14 @@ class Daemon:
                 batch = _Batch() if stopping else self._consume()
                 done = self._finish_scoring()
                 self.ops.tick()  # no batch in flight here: a reloaded model goes in now
+                batch = self._after_rebalance(batch)  # revoked partitions leave the windows and the batch
                 self._rebuild()  # newly assigned partitions, while no batch is being scored or windowed
                 self._in_hand = {r.partition for r in batch.records}
                 if batch.records:
                     last_record = time.monotonic()
                 alerts = self._close_windows()
                 self._alert(alerts)
-                if done is not None or alerts:
+                if done is not None or alerts or self.pipeline.windows.watermark_ms != self._committed_wm:
                     self.producer.flush()
                     self._commit(done)
                 if batch.records:
@@ -218,6 +222,7 @@ class Daemon:
                     break
                 else:
                     self._refresh_if_unassigned()
+                    self._watch_group()
         finally:
             self.close()
         return self.stats
@@ -243,6 +248,28 @@ class Daemon:
             self.stats.batches += 1
         return batch
 
+    def _make_consumer(self) -> KafkaConsumer:
+        """A consumer subscribed to the raw topic with the rebalance listener, its topic metadata fetched.
+
+        The metadata is fetched before the first ``poll`` (the group join): a
+        leader that joins before it knows the topic assigns nothing, and the
+        rejoin that follows is where kafka-python 3.0.12 was seen to hang
+        (see :meth:`_watch_group`).
+        """
+        k = self.settings.kafka
+        consumer = make_consumer(
+            k.bootstrap,
+            k.group_id,
+            [k.raw_topic],
+            auto_offset_reset=k.auto_offset_reset,
+            max_poll_interval_ms=k.max_poll_interval_ms,
+            session_timeout_ms=k.session_timeout_ms,
+            max_poll_records=self.settings.batch.max_batch,
+        )
+        consumer.subscribe([k.raw_topic], listener=OnAssigned(self._note_assigned, self._note_revoked))
+        consumer.partitions_for_topic(k.raw_topic)
+        return consumer
+
     def _refresh_if_unassigned(self, after_s: float = 5.0) -> None:
         """Fetch fresh cluster metadata when the consumer has had no partition for ``after_s`` seconds.
 
@@ -262,6 +289,46 @@ class Daemon:
             log.info("no partition assigned for %.0f s: refreshing metadata", now - self._unassigned_since)
             self.consumer.topics()
             self._unassigned_since = now
+
+    def _join_limit_s(self) -> float:
+        """How long a group join may take before the consumer is replaced: 2 session timeouts + 10 s.
+
+        A legitimate rebalance waits at most for dead members to be dropped
+        (one session timeout); live daemons rejoin at their next poll, which
+        they call every ``batch.max_wait_ms`` even while scoring.
+        """
+        return 2 * self.settings.kafka.session_timeout_ms / 1000.0 + 10.0
+
+    def _watch_group(self) -> None:
+        """Replace the consumer when its group join has been pending for longer than :meth:`_join_limit_s`.
+
+        kafka-python 3.0.12 can leave a join pending forever (seen: the
+        leader's SyncGroup never completes, after a rebalance; its member state
+        stays ``REBALANCING`` and no partition is fetched). The old consumer
+        is closed (it leaves the group) and a new member joins; the windows and
+        rebuild bookkeeping follow the new member's assignment. Called only with no batch in flight or in hand.
+        """
+        state = self.consumer.group_metadata().state
+        now = time.monotonic()
+        if state == MemberState.STABLE:
+            self._joining_since = None
+            return
+        if self._joining_since is None:
+            self._joining_since = now
+            return
+        if now - self._joining_since < self._join_limit_s():
+            return
+        log.warning("group join pending for %.0f s (state %s): replacing the consumer", now - self._joining_since,
+                    state, extra={"group_id": self.settings.kafka.group_id})
+        self.stats.consumer_replacements += 1
+        old = self.consumer
+        self._rebalanced = True  # the new member's assignment decides what this daemon keeps
+        try:
+            old.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:  # its state is unknown; the group drops it at its session timeout
+            log.warning("closing the replaced consumer failed: %r", exc)
+        self.consumer = self._make_consumer()
+        self._joining_since = self._unassigned_since = None
 
     def _submit(self, batch: _Batch) -> None:
         """Hand a batch to the scoring thread (the previous one must be finished)."""
@@ -332,11 +399,89 @@ class Daemon:
                                   "offsets not committed")
 
     def _commit(self, done: _Batch | None) -> None:
-        """Commit the offsets of a finished batch (never those of a batch still in hand)."""
+        """Commit the offsets of a finished batch (never those of a batch still in hand), with the watermark.
+
+        Only partitions still assigned are committed (a revoked one's new
+        owner consumes it again from its last commit). Each commit's metadata
+        carries the point up to which that partition's windows are decided
+        (:func:`finsentry.rebuild.commit_metadata`: the highest operator
+        watermark since this daemon got the partition, or what its previous
+        owner had decided); when the watermark moved, the last committed
+        offsets of the other owned partitions are committed again with it, so
+        a partition's next owner never closes a window this daemon closed.
+        """
         self._check_sends()
-        offsets = done.offsets() if done is not None else {}
+        assigned = self.consumer.assignment()
+        offsets = {tp: o.offset for tp, o in (done.offsets() if done is not None else {}).items() if tp in assigned}
+        self._committed.update(offsets)
+        wm = self.pipeline.windows.watermark_ms
+        moved = False
+        if wm is not None:
+            for tp in assigned:
+                if self._decided.get(tp) is None or wm > self._decided[tp]:  # type: ignore[operator]
+                    self._decided[tp] = wm
+                    moved = True
+        if moved:
+            offsets = {tp: off for tp, off in self._committed.items() if tp in assigned}
         if offsets:
-            self.consumer.commit(offsets=offsets)
+            self.consumer.commit(offsets={tp: OffsetAndMetadata(off, commit_metadata(self._decided.get(tp)), -1)
+                                          for tp, off in offsets.items()})
+        self._committed_wm = wm
+
+    # -- rebalances ----------------------------------------------------------------
+
+    def _note_assigned(self, partitions: set[int]) -> None:
+        """Rebalance listener (inside ``poll``): note the assignment; acted on in the loop."""
+        self._to_rebuild.update(partitions)
+        self._rebalanced = True
+
+    def _note_revoked(self, partitions: set[int]) -> None:
+        """Rebalance listener (inside ``poll``): note the revocation; acted on in the loop."""
+        self._rebalanced = True
+
+    def _after_rebalance(self, batch: _Batch) -> _Batch:
+        """After a rebalance (no batch in flight): drop what this daemon no longer owns.
+
+        The partitions this daemon held and no longer has in its assignment
+        (compared with the assignment, not with the revoked set: under the
+        eager protocol every partition is revoked, and the new assignment
+        may come polls later, while the old one is still listed) leave the windows
+        (``EventTimeWindows.revoke_partitions``: their new owner rebuilds
+        them from the scored topic) and the batch in hand (their new owner
+        consumes them again from the last commit); a later re-assignment
+        rebuilds them. The windows' operator watermark is recomputed after
+        any rebalance (an adopted partition may be behind it).
+
+        Returns:
+            ``batch`` without the records of the lost partitions.
+        """
+        if not self._rebalanced:
+            return batch
+        self._rebalanced = False
+        assigned = self.consumer.assignment()
+        owned = {tp.partition for tp in assigned}
+        gone, self._owned = self._owned - owned, owned
+        self.pipeline.windows.revoke_partitions(gone)
+        self.stats.revoked += len(gone)
+        self._rebuilt -= gone
+        self._committed = {tp: off for tp, off in self._committed.items() if tp in assigned}
+        self._decided = {tp: d for tp, d in self._decided.items() if tp in assigned}
+        for tp in assigned:
+            if tp not in self._committed:
+                offset = self.consumer.committed(tp)
+                if offset:
+                    self._committed[tp] = offset
+        if not gone:
+            return batch
+        log.info("partitions %s revoked: their open windows and %d records in hand dropped (the new owner "
+                 "rebuilds and re-reads them)", sorted(gone), sum(r.partition in gone for r in batch.records),
+                 extra={"revoked": sorted(gone)})
+        kept = _Batch()
+        for record, polled_at in zip(batch.records, batch.polled_at):
+            if record.partition not in gone:
+                kept.records.append(record)
+                kept.polled_at.append(polled_at)
+        return kept
 
     def _write(self, out: BatchOutput) -> None:
         k = self.settings.kafka
@@ -396,10 +541,13 @@ class Daemon:
     def _rebuild(self) -> None:
         """Rebuild the open windows of newly assigned partitions from the scored topic (once each)."""
         new = self._to_rebuild - self._rebuilt
-        self._to_rebuild.clear()  # the listener holds this very set
+        self._to_rebuild.clear()
         if new and self.settings.windows.rebuild:
             k = self.settings.kafka
-            rebuild_windows(k.bootstrap, k.scored_topic, new, self.pipeline.windows, k.raw_topic, k.group_id)
+            stats = rebuild_windows(k.bootstrap, k.scored_topic, new, self.pipeline.windows, k.raw_topic, k.group_id)
+            self.stats.restored += stats.restored
+            for p, closed in stats.decided_through.items():  # what the previous owner had decided
+                self._decided[TopicPartition(k.raw_topic, p)] = closed
         self._rebuilt |= new
 
     def _alert(self, alerts: list[Alert]) -> None:
