@@ -88,6 +88,11 @@ class ModelSettings(_Section):
     )
     device: Literal["auto", "cpu", "gpu"] = "auto"
     intra_op_threads: int = Field(default=0, ge=0, description="0 = ONNX Runtime picks")
+    sub_batch: int = Field(
+        default=0, ge=0,
+        description="most rows per ONNX Runtime call (0 = the scorer's default); 1 makes each item's scores "
+                    "independent of the batch it is scored in (the int8 model quantizes per call), at a throughput cost",
+    )
 
 
 class BatchSettings(_Section):

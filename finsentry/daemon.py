@@ -110,7 +110,8 @@ def build_pipeline(settings: Settings, scorer: Scorer | None = None) -> Pipeline
         ingest.FeedError: the alias CSV cannot be read.
     """
     if scorer is None:
-        scorer = Scorer(settings.model.path, settings.model.device, settings.model.intra_op_threads)
+        m = settings.model
+        scorer = Scorer(m.path, m.device, m.intra_op_threads, **({"sub_batch": m.sub_batch} if m.sub_batch else {}))
     w = settings.windows
     tickers = TickerExtractor(load_aliases(w.aliases_csv) if w.aliases_csv else None)
     return Pipeline(scorer, build_windows(settings), build_detector(settings), tickers,

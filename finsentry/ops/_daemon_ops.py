@@ -169,7 +169,7 @@ class DaemonOps:
         def load(path: Path) -> object:
             from inference import Scorer
 
-            return Scorer(path, m.device, m.intra_op_threads)
+            return Scorer(path, m.device, m.intra_op_threads, **({"sub_batch": m.sub_batch} if m.sub_batch else {}))
 
         def refused(name: str, reason: str) -> None:
             self.metrics.reloads.labels("refused").inc()
