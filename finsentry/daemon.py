@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import MemberState, OffsetAndMetadata
 
 from alerts import (
@@ -60,6 +61,9 @@ class OutputError(RuntimeError):
 __all__ = ["Daemon", "OutputError", "DaemonStats", "build_delivery", "build_pipeline"]
 
 log = logging.getLogger(__name__)
+
+#: ``Daemon._committed_wm`` after a refused commit: the next loop turn commits every owned partition again.
+_RECOMMIT = object()
 
 
 @dataclass
@@ -172,7 +176,7 @@ class Daemon:
         self._rebalanced = False  # a rebalance listener call since the last loop turn
         self._committed: dict[TopicPartition, int] = {}  # last committed offset of each owned partition
         self._decided: dict[TopicPartition, int | None] = {}  # windows decided through (ms): commit metadata
-        self._committed_wm: int | None = None  # the operator watermark at the last commit
+        self._committed_wm: int | None | object = None  # the operator watermark at the last commit, or _RECOMMIT
         self.consumer: KafkaConsumer = self._make_consumer()
         self.delivery.start()
         self.ops = DaemonOps(self)  # /healthz, /readyz, /metrics, hot model reload
@@ -416,7 +420,7 @@ class Daemon:
         offsets = {tp: o.offset for tp, o in (done.offsets() if done is not None else {}).items() if tp in assigned}
         self._committed.update(offsets)
         wm = self.pipeline.windows.watermark_ms
-        moved = False
+        moved = self._committed_wm is _RECOMMIT
         if wm is not None:
             for tp in assigned:
                 if self._decided.get(tp) is None or wm > self._decided[tp]:  # type: ignore[operator]
@@ -424,10 +428,17 @@ class Daemon:
                     moved = True
         if moved:
             offsets = {tp: off for tp, off in self._committed.items() if tp in assigned}
-        if offsets:
+        self._committed_wm = wm
+        if not offsets:
+            return
+        try:
             self.consumer.commit(offsets={tp: OffsetAndMetadata(off, commit_metadata(self._decided.get(tp)), -1)
                                           for tp, off in offsets.items()})
-        self._committed_wm = wm
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            # the group is rebalancing: a partition that moves is consumed again by its next owner from its
+            # last commit (at-least-once); one that stays is committed, with its metadata, at the next turn
+            log.warning("commit refused during a rebalance (%s): retried at the next commit", type(exc).__name__)
+            self._committed_wm = _RECOMMIT
 
     # -- rebalances ----------------------------------------------------------------
 
@@ -469,7 +480,11 @@ class Daemon:
         self._decided = {tp: d for tp, d in self._decided.items() if tp in assigned}
         for tp in assigned:
             if tp not in self._committed:
-                offset = self.consumer.committed(tp)
+                try:
+                    offset = self.consumer.committed(tp)
+                except KafkaError as exc:  # e.g. mid-rebalance: the first finished batch of tp sets it
+                    log.warning("committed offset of %s unknown (%r)", tp, exc)
+                    continue
                 if offset:
                     self._committed[tp] = offset
         if not gone:

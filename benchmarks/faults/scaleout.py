@@ -120,7 +120,8 @@ def _replay(env: dict[str, str], feed: Path, items: int) -> subprocess.Popen[byt
 
 def _wait(proc: subprocess.Popen[bytes], what: str, log_path: Path, timeout_s: float = 1800) -> None:
     if proc.wait(timeout=timeout_s) != 0:
-        raise RuntimeError(f"{what} exited {proc.returncode}; see {log_path}")
+        tail = log_path.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"{what} exited {proc.returncode}; the end of {log_path}:\n{tail}")
 
 
 def _received(sink: WebhookSink) -> list[str]:
