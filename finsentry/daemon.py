@@ -22,6 +22,14 @@ One loop, top to bottom (:meth:`Daemon.run`):
 A stop request (SIGTERM/SIGINT through :meth:`Daemon.stop`) lets the batch in
 hand finish, commits, gives the delivery workers up to
 ``webhooks.drain_timeout_s`` to send what is due, and closes the clients.
+
+After a consumer-group rebalance (noted by the listener inside ``poll``,
+acted on in the loop with no batch in flight), partitions the daemon lost
+leave its windows, its batch in hand and its commits, and partitions it
+gained have their open windows rebuilt from the scored topic
+(:mod:`finsentry.rebuild`); each commit carries, as metadata, the point
+through which the partition's windows are decided, so that a partition's
+next owner never decides a window twice (see docs/operations.md, "Scaling out").
 """
 
 from __future__ import annotations
