@@ -8,8 +8,9 @@ What it does, all on this machine:
    the Benzinga analyst-ratings sample (real headlines, keyed by ticker) into
    a fresh raw topic (4 partitions); one daemon consumes it all
    (``--idle-exit``); the alert ids its receiver got are the reference;
-3. **scale-out**: the same items into another fresh topic, streamed while two
-   daemons (A and B, one group, each with its own outbox) consume it; A is
+3. **scale-out**: the same items into another fresh topic (written in a few
+   seconds; consuming them takes a minute or more), then two daemons (A and
+   B, one group, each with its own outbox) consume them; A is
    sent SIGKILL at a random moment (uniform in ``[0, --max-gap]`` s after it
    has scored an eighth of the items, read from its ``/metrics``); B takes A's
    partitions over after the session timeout and rebuilds their open windows
@@ -107,10 +108,10 @@ def _env(bootstrap: str, topics: dict[str, str], outbox: Path, sink_url: str, op
     }
 
 
-def _daemon(env: dict[str, str], log_path: Path, idle_exit: float) -> subprocess.Popen[bytes]:
+def _daemon(env: dict[str, str], log_path: Path, idle_exit: float | None) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "finsentry", "run"] + ([] if idle_exit is None else ["--idle-exit", str(idle_exit)])
     with log_path.open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "finsentry", "run", "--idle-exit", str(idle_exit)],
-                                env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _replay(env: dict[str, str], feed: Path, items: int) -> subprocess.Popen[bytes]:
@@ -158,9 +159,10 @@ def scale_run(bootstrap: str, workdir: Path, feed: Path, items: int, seed: int, 
         port_a, port_b = _free_port(), _free_port()
         env_a = _env(bootstrap, topics, workdir / "a.sqlite", sink.url, port_a)
         env_b = _env(bootstrap, topics, workdir / "b.sqlite", sink.url, port_b, log_level="INFO")
-        a = _daemon(env_a, workdir / "a.log", idle_exit_s)
+        replay = _replay(env_a, feed, items)  # a backlog of a few seconds' production: consumed over a minute
+        replay_out = replay.communicate(timeout=1800)[0].decode(errors="replace").strip().splitlines()
+        a = _daemon(env_a, workdir / "a.log", None)  # killed below, never idle-exits
         b = _daemon(env_b, workdir / "b.log", max(idle_exit_s, 20.0))  # outlives A's session timeout
-        replay = _replay(env_a, feed, items)
         deadline = time.monotonic() + 300
         while _scored_so_far(port_a) < items // 8 and time.monotonic() < deadline and a.poll() is None:
             time.sleep(0.1)
@@ -172,7 +174,6 @@ def scale_run(bootstrap: str, workdir: Path, feed: Path, items: int, seed: int, 
         killed_at = round(time.monotonic() - started, 2)
         print(f"[scaleout] A killed at {killed_at:.1f} s (A had scored {scored_by_a:.0f}, B {scored_by_b_at_kill:.0f})",
               flush=True)
-        replay_out = replay.communicate(timeout=1800)[0].decode(errors="replace").strip().splitlines()
         _wait(b, "daemon B", workdir / "b.log")
         restart = _daemon(env_a, workdir / "a.log", idle_exit_s)  # as systemd's Restart= would
         _wait(restart, "the restarted daemon A", workdir / "a.log")
