@@ -222,9 +222,9 @@ class Daemon:
                 if batch.records:
                     last_record = time.monotonic()
                 alerts = self._close_windows()
-                self._alert(alerts)
                 if done is not None or alerts or self.pipeline.windows.watermark_ms != self._committed_wm:
-                    self.producer.flush()
+                    self.producer.flush()  # before the alerts are stored: keeps storing → commit short
+                    self._alert(alerts)
                     self._commit(done)
                 if batch.records:
                     self._submit(batch)

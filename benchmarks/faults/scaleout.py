@@ -8,9 +8,10 @@ What it does, all on this machine:
    the Benzinga analyst-ratings sample (real headlines, keyed by ticker) into
    a fresh raw topic (4 partitions); one daemon consumes it all
    (``--idle-exit``); the alert ids its receiver got are the reference;
-3. **scale-out**: the same items into another fresh topic (written in a few
-   seconds; consuming them takes a minute or more), then two daemons (A and
-   B, one group, each with its own outbox) consume them; A is
+3. **scale-out**: two daemons (A and B, one group, each with its own outbox)
+   start; once both own partitions (``/readyz``), the same items are written
+   into another fresh topic (in a few seconds; consuming them takes a minute
+   or more) and the two consume them; A is
    sent SIGKILL at a random moment (uniform in ``[0, --max-gap]`` s after it
    has scored an eighth of the items, read from its ``/metrics``); B takes A's
    partitions over after the session timeout and rebuilds their open windows
@@ -57,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -125,6 +127,15 @@ def _wait(proc: subprocess.Popen[bytes], what: str, log_path: Path, timeout_s: f
         raise RuntimeError(f"{what} exited {proc.returncode}; the end of {log_path}:\n{tail}")
 
 
+def _ready(port: int) -> bool:
+    """The daemon on ``port`` answers /readyz with 200 (it owns partitions, model loaded, broker reachable)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
 def _received(sink: WebhookSink) -> list[str]:
     return [headers.get("webhook-id", "") for headers, _ in sink.received]
 
@@ -159,10 +170,13 @@ def scale_run(bootstrap: str, workdir: Path, feed: Path, items: int, seed: int, 
         port_a, port_b = _free_port(), _free_port()
         env_a = _env(bootstrap, topics, workdir / "a.sqlite", sink.url, port_a)
         env_b = _env(bootstrap, topics, workdir / "b.sqlite", sink.url, port_b, log_level="INFO")
-        replay = _replay(env_a, feed, items)  # a backlog of a few seconds' production: consumed over a minute
-        replay_out = replay.communicate(timeout=1800)[0].decode(errors="replace").strip().splitlines()
         a = _daemon(env_a, workdir / "a.log", None)  # killed below, never idle-exits
-        b = _daemon(env_b, workdir / "b.log", max(idle_exit_s, 20.0))  # outlives A's session timeout
+        b = _daemon(env_b, workdir / "b.log", max(idle_exit_s, 30.0))  # outlives the wait and A's session timeout
+        deadline = time.monotonic() + 300
+        while not (_ready(port_a) and _ready(port_b)) and time.monotonic() < deadline:
+            time.sleep(0.2)  # both own partitions before the items arrive, so both get a share
+        replay = _replay(env_a, feed, items)  # a few seconds' production: consumed over a minute or more
+        replay_out = replay.communicate(timeout=1800)[0].decode(errors="replace").strip().splitlines()
         deadline = time.monotonic() + 300
         while _scored_so_far(port_a) < items // 8 and time.monotonic() < deadline and a.poll() is None:
             time.sleep(0.1)
