@@ -66,7 +66,9 @@ def run_freeze(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, i
            "FINSENTRY_KAFKA__SCORED_TOPIC": topics["scored"], "FINSENTRY_KAFKA__DLQ_TOPIC": topics["dlq"],
            "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"], "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
            "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(workdir / "outbox.sqlite"), "FINSENTRY_OPS__PORT": str(port),
-           "FINSENTRY_OPS__RELOAD_CHECK_S": "0", "FINSENTRY_LOG_LEVEL": "WARNING"}
+           "FINSENTRY_OPS__RELOAD_CHECK_S": "0", "FINSENTRY_LOG_LEVEL": "WARNING",
+           # one row per ONNX Runtime call: an item re-processed after a timeout gets the same label
+           "FINSENTRY_MODEL__SUB_BATCH": "1"}
     replay = subprocess.run([sys.executable, "-m", "finsentry", "replay", str(feed), "--limit", str(items)],
                             env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
     if replay.returncode != 0:

@@ -13,7 +13,9 @@ What it does, all on this machine:
    into another fresh topic (in a few seconds; consuming them takes a minute
    or more) and the two consume them; A is
    sent SIGKILL at a random moment (uniform in ``[0, --max-gap]`` s after it
-   has scored an eighth of the items, read from its ``/metrics``); B takes A's
+   has scored an eighth of the items, read from its ``/metrics``, or after
+   the two have scored half of them: in some runs B got nearly all the work
+   and A scored almost nothing, cause not found); B takes A's
    partitions over after the session timeout and rebuilds their open windows
    from the scored topic; B runs until caught up. Then A is started again on
    its own outbox, as systemd's ``Restart=`` would (it delivers what its
@@ -178,8 +180,9 @@ def scale_run(bootstrap: str, workdir: Path, feed: Path, items: int, seed: int, 
         replay = _replay(env_a, feed, items)  # a few seconds' production: consumed over a minute or more
         replay_out = replay.communicate(timeout=1800)[0].decode(errors="replace").strip().splitlines()
         deadline = time.monotonic() + 300
-        while _scored_so_far(port_a) < items // 8 and time.monotonic() < deadline and a.poll() is None:
-            time.sleep(0.1)
+        while (_scored_so_far(port_a) < items // 8 and _scored_so_far(port_a) + _scored_so_far(port_b) < items // 2
+               and time.monotonic() < deadline and a.poll() is None):
+            time.sleep(0.1)  # A is killed after an eighth of the items, or once half of them are scored anyway
         time.sleep(rng.uniform(0, max_gap_s))
         scored_by_a = _scored_so_far(port_a)
         scored_by_b_at_kill = _scored_so_far(port_b)
