@@ -25,7 +25,9 @@ Watermark rule
       are not idle; when every partition seen is idle, the maximum of them
       (everything available was consumed). A partition declared with
       ``assign_partitions`` but not seen yet (and not idle) holds the
-      watermark where it is. It never moves backwards.
+      watermark where it is. It never moves backwards, except once after
+      ``revoke_partitions`` (a rebalance): it is then recomputed from the
+      partitions that remain and those assigned next.
     * ``advance`` closes every window whose ``end_ms <= watermark`` and emits
       its result, ordered by ``(end_ms, key_type, key)``. A window is emitted
       once: items up to ``allowed_lateness_ms`` behind their partition's max
@@ -345,21 +347,33 @@ class EventTimeWindows:
         return self.add_item(partition, item) is None
 
     def revoke_partitions(self, partitions: Collection[int]) -> None:
-        """Forget partitions this operator no longer owns (e.g. revoked in a consumer-group rebalance).
+        """Forget partitions this operator no longer reads (a consumer-group rebalance took them away).
 
-        Their watermark and declaration are dropped, so they no longer hold
-        the operator watermark back, and their items leave the open windows
-        (a window left empty is dropped): the new owner rebuilds those
-        windows from the scored topic and is the only one to count the items.
-        Windows already closed are not touched. Revoking a partition never
-        seen is harmless.
+        Their watermark and declaration are dropped, and their items are
+        removed from the open windows (each window entry remembers its
+        partition; a window left empty is dropped): the partitions' new owner
+        rebuilds those windows from the scored topic and is the only one to
+        count them. The operator watermark is then recomputed by the next
+        ``advance`` from the partitions that remain and those declared next
+        (it may move back, once: a newly assigned partition can be behind);
+        windows already closed stay closed. Call it after every rebalance,
+        with the partitions actually lost (possibly none). Revoking a
+        partition never seen is harmless.
+
+        Limits: a story kept from a revoked partition whose duplicate from a
+        kept partition was ignored leaves the window with it; ``market`` and
+        ``topic`` windows mix partitions, so across daemons they are split.
+
+        Args:
+            partitions: partition numbers no longer assigned.
         """
         gone = set(partitions)
-        if not gone:
-            return
         for p in gone:
             self._max_event_ms.pop(p, None)
             self._assigned.discard(p)
+        self._watermark_ms = None
+        if not gone:
+            return
         for end_ms in list(self._open):
             window = self._open[end_ms]
             for key in list(window):

@@ -5,8 +5,9 @@ Commands: ``run`` (the daemon), ``replay`` (a historical feed into Kafka),
 receiver), ``alerts`` (list and re-send the outbox's deliveries),
 ``train`` / ``evaluate`` (the offline trainer, needs the ``[train]`` extra
 for ``train``), ``demo`` (everything end to end on a local broker),
-``config`` (print the effective configuration), ``backtest`` (a feed through
-the pipeline in process or via Kafka, with an event study and a report).
+``config check`` (validate and print the effective configuration, secrets
+masked), ``backtest`` (a feed through the pipeline in process or via Kafka,
+with an event study and a report).
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-e2e", action="store_true", help="skip the end-to-end run through Kafka")
     bench.add_argument("--json", type=Path, default=Path("var/bench.json"), help="where to write the JSON record")
 
-    sub.add_parser("config", help="validate and print the effective configuration")
+    config = sub.add_parser("config", help="validate and print the effective configuration (secrets masked)")
+    config.add_argument("action", nargs="?", choices=["check"], default="check",
+                        help="check (the default): validate, check the model folder and webhook secrets, print")
     sub.add_parser("train", help="fine-tune, evaluate and export a model (see finsentry train --help)", add_help=False)
     sub.add_parser("evaluate", help="evaluate a model folder (see finsentry evaluate --help)", add_help=False)
     return parser
@@ -199,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"finsentry: {exc}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level or settings.log_level)
+    setup_logging(args.log_level or settings.log_level, settings.log_format)
     tune_gc()
     handler = _COMMANDS[args.command]
     try:
@@ -441,8 +444,34 @@ def _cmd_heartbeat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    print(settings.model_dump_json(indent=2))
-    return 0
+    """Print the effective configuration (secrets masked), then check what loading alone cannot."""
+    from finsentry.ops import mask_secrets
+
+    print(json.dumps(mask_secrets(settings.model_dump(mode="json")), indent=2))
+    problems = _config_problems(settings)
+    for problem in problems:
+        print(f"finsentry config check: {problem}", file=sys.stderr)
+    print("configuration OK" if not problems else f"{len(problems)} problem(s)", file=sys.stderr)
+    return 0 if not problems else 2
+
+
+def _config_problems(settings: Settings) -> list[str]:
+    """Checks beyond the schema: the model folder loads (manifest verified), webhook secrets are set."""
+    from alerts import load_secrets
+    from finsentry.ops import mask_url
+    from inference import ModelFolder
+
+    problems: list[str] = []
+    try:
+        ModelFolder.load(settings.model.path)
+    except Exception as exc:
+        problems.append(f"model.path: {exc}")
+    for endpoint in settings.webhooks.all_endpoints():
+        try:
+            load_secrets(endpoint.secret_env, endpoint.secret_file)
+        except Exception as exc:
+            problems.append(f"webhook {endpoint.name or mask_url(endpoint.url)}: {exc}")
+    return problems
 
 
 _COMMANDS = {

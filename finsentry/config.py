@@ -43,6 +43,7 @@ __all__ = [
     "WindowSettings",
     "DetectorSettings",
     "TrainingSettings",
+    "OpsSettings",
     "WebhookSettings",
     "EndpointSettings",
     "DEFAULT_RETRY_SCHEDULE_S",
@@ -87,6 +88,11 @@ class ModelSettings(_Section):
     )
     device: Literal["auto", "cpu", "gpu"] = "auto"
     intra_op_threads: int = Field(default=0, ge=0, description="0 = ONNX Runtime picks")
+    sub_batch: int = Field(
+        default=0, ge=0,
+        description="most rows per ONNX Runtime call (0 = the scorer's default); 1 makes each item's scores "
+                    "independent of the batch it is scored in (the int8 model quantizes per call), at a throughput cost",
+    )
 
 
 class BatchSettings(_Section):
@@ -256,6 +262,17 @@ class TrainingSettings(_Section):
         return value or None
 
 
+class OpsSettings(_Section):
+    """The operations endpoint (``/healthz``, ``/readyz``, ``/metrics``) and hot model reload."""
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="bind address of the ops endpoint")
+    port: int = Field(default=0, ge=0, le=65535, description="TCP port of the ops endpoint; 0 = off")
+    reload_check_s: float = Field(default=10.0, ge=0, description="seconds between reads of the registry's "
+                                  "DEFAULT (hot reload); 0 = off")
+    stall_s: float = Field(default=120.0, gt=0, description="/healthz fails when the poll loop has not turned "
+                           "for this long, seconds")
+
+
 class Settings(BaseSettings):
     """All of finsentry's settings (see the module docstring for sources)."""
 
@@ -270,7 +287,9 @@ class Settings(BaseSettings):
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line")
 
     @model_validator(mode="after")
     def _paused_poll_within_poll_interval(self) -> "Settings":

@@ -25,6 +25,14 @@ One loop, top to bottom (:meth:`Daemon.run`):
 A stop request (SIGTERM/SIGINT through :meth:`Daemon.stop`) lets the batch in
 hand finish, commits, gives the delivery workers up to
 ``webhooks.drain_timeout_s`` to send what is due, and closes the clients.
+
+After a consumer-group rebalance (noted by the listener inside ``poll``,
+acted on in the loop with no batch in flight), partitions the daemon lost
+leave its windows, its batch in hand and its commits, and partitions it
+gained have their open windows rebuilt from the scored topic
+(:mod:`finsentry.rebuild`); each commit carries, as metadata, the point
+through which the partition's windows are decided, so that a partition's
+next owner never decides a window twice (see docs/operations.md, "Scaling out").
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
+from kafka.structs import MemberState, OffsetAndMetadata
 
 from alerts import (
     Alert,
@@ -50,8 +59,9 @@ from alerts import (
 )
 from finsentry.broker import create_topics
 from finsentry.config import Settings
+from finsentry.ops import DaemonOps
 from finsentry.pipeline import BatchOutput, Pipeline, build_detector, build_windows
-from finsentry.rebuild import OnAssigned, rebuild_windows
+from finsentry.rebuild import OnAssigned, commit_metadata, rebuild_windows
 from inference import Scorer
 from ingest import RecordLike, TickerExtractor, load_aliases, make_consumer, make_producer
 
@@ -62,6 +72,9 @@ class OutputError(RuntimeError):
 __all__ = ["Daemon", "OutputError", "DaemonStats", "build_delivery", "build_pipeline"]
 
 log = logging.getLogger(__name__)
+
+#: ``Daemon._committed_wm`` after a refused commit: the next loop turn commits every owned partition again.
+_RECOMMIT = object()
 
 
 @dataclass
@@ -80,6 +93,12 @@ class DaemonStats:
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     #: times the consumer paused its partitions because the scoring queue was full.
     pauses: int = 0
+    #: items restored into open windows from the scored topic after an assignment (finsentry.rebuild).
+    restored: int = 0
+    #: partitions revoked by rebalances and not assigned again (their windows were dropped).
+    revoked: int = 0
+    #: consumers replaced because their group join stayed pending (see Daemon._watch_group).
+    consumer_replacements: int = 0
 
 
 @dataclass
@@ -106,7 +125,8 @@ def build_pipeline(settings: Settings, scorer: Scorer | None = None) -> Pipeline
         ingest.FeedError: the alias CSV cannot be read.
     """
     if scorer is None:
-        scorer = Scorer(settings.model.path, settings.model.device, settings.model.intra_op_threads)
+        m = settings.model
+        scorer = Scorer(m.path, m.device, m.intra_op_threads, **({"sub_batch": m.sub_batch} if m.sub_batch else {}))
     w = settings.windows
     tickers = TickerExtractor(load_aliases(w.aliases_csv) if w.aliases_csv else None)
     return Pipeline(scorer, build_windows(settings), build_detector(settings), tickers,
@@ -150,6 +170,7 @@ class Daemon:
         self._in_flight: tuple[Future, _Batch] | None = None
         self._in_hand: set[int] = set()  # partitions with records consumed but not yet windowed
         self._unassigned_since: float | None = None  # monotonic s; see _refresh_if_unassigned
+        self._joining_since: float | None = None  # monotonic s; see _watch_group
         self._rebuilt: set[int] = set()  # partitions whose open windows were rebuilt (finsentry.rebuild)
         self._sends: list[tuple[str, Any]] = []  # (topic, FutureRecordMetadata) since the last commit
         self.delivery = build_delivery(settings)  # before Kafka: a bad secret fails at once
@@ -161,18 +182,16 @@ class Daemon:
                 {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1, k.late_topic: 1},
             )
         self.producer: KafkaProducer = make_producer(k.bootstrap)
-        self.consumer: KafkaConsumer = make_consumer(
-            k.bootstrap,
-            k.group_id,
-            [k.raw_topic],
-            auto_offset_reset=k.auto_offset_reset,
-            max_poll_interval_ms=k.max_poll_interval_ms,
-            session_timeout_ms=k.session_timeout_ms,
-            max_poll_records=settings.batch.max_batch,
-        )
         self._to_rebuild: set[int] = set()  # assigned, not rebuilt yet: done in the loop, not inside poll
-        self.consumer.subscribe([k.raw_topic], listener=OnAssigned(self._to_rebuild.update))
+        self._owned: set[int] = set()  # partitions whose windows this daemon holds (see _after_rebalance)
+        self._rebalanced = False  # a rebalance listener call since the last loop turn
+        self._committed: dict[TopicPartition, int] = {}  # last committed offset of each owned partition
+        self._decided: dict[TopicPartition, int | None] = {}  # windows decided through (ms): commit metadata
+        self._committed_wm: int | None | object = None  # the operator watermark at the last commit, or _RECOMMIT
+        self.consumer: KafkaConsumer = self._make_consumer()
         self.delivery.start()
+        self.ops = DaemonOps(self)  # /healthz, /readyz, /metrics, hot model reload
+        self.ops.start()
         log.info(
             "daemon ready: model %s, provider=%s, group %s, topic %s",
             self.pipeline.scorer.version,
@@ -199,16 +218,18 @@ class Daemon:
                 stopping = self._stop.is_set()
                 batch = _Batch() if stopping else self._consume()
                 done = self._finish_scoring()
+                self.ops.tick()  # no batch in flight here: a reloaded model goes in now
+                batch = self._after_rebalance(batch)  # revoked partitions leave the windows and the batch
                 self._rebuild()  # newly assigned partitions, while no batch is being scored or windowed
                 self._in_hand = {r.partition for r in batch.records}
                 if batch.records:
                     last_record = time.monotonic()
                 alerts = self._close_windows()
-                self._alert(alerts)
                 if batch.records:  # before the flush and commit below: they overlap this batch's scoring
                     self._submit(batch)
-                if done is not None or alerts:
-                    self.producer.flush()
+                if done is not None or alerts or self.pipeline.windows.watermark_ms != self._committed_wm:
+                    self.producer.flush()  # before the alerts are stored: keeps storing → commit short
+                    self._alert(alerts)
                     self._commit(done)
                 if batch.records:
                     continue
@@ -219,6 +240,7 @@ class Daemon:
                     break
                 else:
                     self._refresh_if_unassigned()
+                    self._watch_group()
         finally:
             self.close()
         return self.stats
@@ -244,6 +266,28 @@ class Daemon:
             self.stats.batches += 1
         return batch
 
+    def _make_consumer(self) -> KafkaConsumer:
+        """A consumer subscribed to the raw topic with the rebalance listener, its topic metadata fetched.
+
+        The metadata is fetched before the first ``poll`` (the group join): a
+        leader that joins before it knows the topic assigns nothing, and the
+        rejoin that follows is where kafka-python 3.0.12 was seen to hang
+        (see :meth:`_watch_group`).
+        """
+        k = self.settings.kafka
+        consumer = make_consumer(
+            k.bootstrap,
+            k.group_id,
+            [k.raw_topic],
+            auto_offset_reset=k.auto_offset_reset,
+            max_poll_interval_ms=k.max_poll_interval_ms,
+            session_timeout_ms=k.session_timeout_ms,
+            max_poll_records=self.settings.batch.max_batch,
+        )
+        consumer.subscribe([k.raw_topic], listener=OnAssigned(self._note_assigned, self._note_revoked))
+        consumer.partitions_for_topic(k.raw_topic)
+        return consumer
+
     def _refresh_if_unassigned(self, after_s: float = 5.0) -> None:
         """Fetch fresh cluster metadata when the consumer has had no partition for ``after_s`` seconds.
 
@@ -264,10 +308,57 @@ class Daemon:
             self.consumer.topics()
             self._unassigned_since = now
 
+    def _join_limit_s(self) -> float:
+        """How long a group join may take before the consumer is replaced: 2 session timeouts + 10 s.
+
+        A legitimate rebalance waits at most for dead members to be dropped
+        (one session timeout); live daemons rejoin at their next poll, which
+        they call every ``batch.max_wait_ms`` even while scoring.
+        """
+        return 2 * self.settings.kafka.session_timeout_ms / 1000.0 + 10.0
+
+    def _watch_group(self) -> None:
+        """Replace the consumer when its group join has been pending for longer than :meth:`_join_limit_s`.
+
+        kafka-python 3.0.12 can leave a join pending forever (seen: the
+        leader's SyncGroup never completes, after a rebalance; its member state
+        stays ``REBALANCING`` and no partition is fetched). The old consumer
+        is closed (it leaves the group) and a new member joins; the windows and
+        rebuild bookkeeping follow the new member's assignment. Called only with no batch in flight or in hand.
+        """
+        state = self.consumer.group_metadata().state
+        now = time.monotonic()
+        if state == MemberState.STABLE:
+            self._joining_since = None
+            return
+        if self._joining_since is None:
+            self._joining_since = now
+            return
+        if now - self._joining_since < self._join_limit_s():
+            return
+        log.warning("group join pending for %.0f s (state %s): replacing the consumer", now - self._joining_since,
+                    state, extra={"group_id": self.settings.kafka.group_id})
+        self.stats.consumer_replacements += 1
+        old = self.consumer
+        self._rebalanced = True  # the new member's assignment decides what this daemon keeps
+        try:
+            old.close(autocommit=False, timeout_ms=5000)
+        except Exception as exc:  # its state is unknown; the group drops it at its session timeout
+            log.warning("closing the replaced consumer failed: %r", exc)
+        self.consumer = self._make_consumer()
+        self._joining_since = self._unassigned_since = None
+
     def _submit(self, batch: _Batch) -> None:
         """Hand a batch to the scoring thread (the previous one must be finished)."""
         assert self._in_flight is None, "one batch in flight at most"
-        self._in_flight = (self._scoring.submit(self.pipeline.process, batch.records), batch)
+        self._in_flight = (self._scoring.submit(self._process, batch.records), batch)
+
+    def _process(self, records: list[RecordLike]) -> BatchOutput:
+        """The pipeline over one micro-batch (on the scoring thread), timed for the metrics."""
+        started = time.perf_counter()
+        out = self.pipeline.process(records)
+        self.ops.batch_done(len(records), time.perf_counter() - started)
+        return out
 
     def _finish_scoring(self) -> _Batch | None:
         """Wait for the batch on the scoring thread, write its outputs; None when none was in flight.
@@ -331,11 +422,100 @@ class Daemon:
                                   "offsets not committed")
 
     def _commit(self, done: _Batch | None) -> None:
-        """Commit the offsets of a finished batch (never those of a batch still in hand)."""
+        """Commit the offsets of a finished batch (never those of a batch still in hand), with the watermark.
+
+        Only partitions still assigned are committed (a revoked one's new
+        owner consumes it again from its last commit). Each commit's metadata
+        carries the point up to which that partition's windows are decided
+        (:func:`finsentry.rebuild.commit_metadata`: the highest operator
+        watermark since this daemon got the partition, or what its previous
+        owner had decided); when the watermark moved, the last committed
+        offsets of the other owned partitions are committed again with it, so
+        a partition's next owner never closes a window this daemon closed.
+        """
         self._check_sends()
-        offsets = done.offsets() if done is not None else {}
-        if offsets:
-            self.consumer.commit(offsets=offsets)
+        assigned = self.consumer.assignment()
+        offsets = {tp: o.offset for tp, o in (done.offsets() if done is not None else {}).items() if tp in assigned}
+        self._committed.update(offsets)
+        wm = self.pipeline.windows.watermark_ms
+        moved = self._committed_wm is _RECOMMIT
+        if wm is not None:
+            for tp in assigned:
+                if self._decided.get(tp) is None or wm > self._decided[tp]:  # type: ignore[operator]
+                    self._decided[tp] = wm
+                    moved = True
+        if moved:
+            offsets = {tp: off for tp, off in self._committed.items() if tp in assigned}
+        self._committed_wm = wm
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets={tp: OffsetAndMetadata(off, commit_metadata(self._decided.get(tp)), -1)
+                                          for tp, off in offsets.items()})
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            # the group is rebalancing: a partition that moves is consumed again by its next owner from its
+            # last commit (at-least-once); one that stays is committed, with its metadata, at the next turn
+            log.warning("commit refused during a rebalance (%s): retried at the next commit", type(exc).__name__)
+            self._committed_wm = _RECOMMIT
+
+    # -- rebalances ----------------------------------------------------------------
+
+    def _note_assigned(self, partitions: set[int]) -> None:
+        """Rebalance listener (inside ``poll``): note the assignment; acted on in the loop."""
+        self._to_rebuild.update(partitions)
+        self._rebalanced = True
+
+    def _note_revoked(self, partitions: set[int]) -> None:
+        """Rebalance listener (inside ``poll``): note the revocation; acted on in the loop."""
+        self._rebalanced = True
+
+    def _after_rebalance(self, batch: _Batch) -> _Batch:
+        """After a rebalance (no batch in flight): drop what this daemon no longer owns.
+
+        The partitions this daemon held and no longer has in its assignment
+        (compared with the assignment, not with the revoked set: under the
+        eager protocol every partition is revoked, and the new assignment
+        may come polls later, while the old one is still listed) leave the windows
+        (``EventTimeWindows.revoke_partitions``: their new owner rebuilds
+        them from the scored topic) and the batch in hand (their new owner
+        consumes them again from the last commit); a later re-assignment
+        rebuilds them. The windows' operator watermark is recomputed after
+        any rebalance (an adopted partition may be behind it).
+
+        Returns:
+            ``batch`` without the records of the lost partitions.
+        """
+        if not self._rebalanced:
+            return batch
+        self._rebalanced = False
+        assigned = self.consumer.assignment()
+        owned = {tp.partition for tp in assigned}
+        gone, self._owned = self._owned - owned, owned
+        self.pipeline.windows.revoke_partitions(gone)
+        self.stats.revoked += len(gone)
+        self._rebuilt -= gone
+        self._committed = {tp: off for tp, off in self._committed.items() if tp in assigned}
+        self._decided = {tp: d for tp, d in self._decided.items() if tp in assigned}
+        for tp in assigned:
+            if tp not in self._committed:
+                try:
+                    offset = self.consumer.committed(tp)
+                except KafkaError as exc:  # e.g. mid-rebalance: the first finished batch of tp sets it
+                    log.warning("committed offset of %s unknown (%r)", tp, exc)
+                    continue
+                if offset:
+                    self._committed[tp] = offset
+        if not gone:
+            return batch
+        log.info("partitions %s revoked: their open windows and %d records in hand dropped (the new owner "
+                 "rebuilds and re-reads them)", sorted(gone), sum(r.partition in gone for r in batch.records),
+                 extra={"revoked": sorted(gone)})
+        kept = _Batch()
+        for record, polled_at in zip(batch.records, batch.polled_at):
+            if record.partition not in gone:
+                kept.records.append(record)
+                kept.polled_at.append(polled_at)
+        return kept
 
     def _write(self, out: BatchOutput) -> None:
         k = self.settings.kafka
@@ -350,7 +530,8 @@ class Daemon:
             headers = [("finsentry-reason", dead.reason.encode())]
             self._sends.append((k.dlq_topic, self.producer.send(
                 k.dlq_topic, key=dead.key, value=dead.to_json(), headers=headers)))
-            log.warning("dead-lettered %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.reason)
+            log.warning("dead-lettered %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.reason,
+                        extra={"partition": dead.partition, "offset": dead.offset, "reason": dead.reason})
         self.stats.scored += len(out.scored)
         self.stats.dead_lettered += len(out.dead)
         self.stats.late += len(out.late)
@@ -394,21 +575,26 @@ class Daemon:
     def _rebuild(self) -> None:
         """Rebuild the open windows of newly assigned partitions from the scored topic (once each)."""
         new = self._to_rebuild - self._rebuilt
-        self._to_rebuild.clear()  # the listener holds this very set
+        self._to_rebuild.clear()
         if new and self.settings.windows.rebuild:
             k = self.settings.kafka
-            rebuild_windows(k.bootstrap, k.scored_topic, new, self.pipeline.windows, k.raw_topic, k.group_id)
+            stats = rebuild_windows(k.bootstrap, k.scored_topic, new, self.pipeline.windows, k.raw_topic, k.group_id)
+            self.stats.restored += stats.restored
+            for p, closed in stats.decided_through.items():  # what the previous owner had decided
+                self._decided[TopicPartition(k.raw_topic, p)] = closed
         self._rebuilt |= new
 
     def _alert(self, alerts: list[Alert]) -> None:
         """Store the alerts durably (before the commit); the delivery workers send them."""
         for alert in alerts:
-            log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start)
+            log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start,
+                     extra={"alert_id": alert.alert_id, "key": alert.key})
             self.stats.alerts.append(alert)
             self.outbox.put(alert)
 
     def close(self) -> None:
         """Flush, commit what was processed, close the clients (idempotent)."""
+        self.ops.close()
         try:
             self._scoring.shutdown(wait=True)
             self.producer.flush()

@@ -5,7 +5,7 @@ records with dead letters for bad ones, Kafka client factories, feed readers
 and replay into the raw topic.
 """
 
-from ingest._decode import DeadLetter, RecordLike, decode_record
+from ingest._decode import MAX_DEAD_VALUE_BYTES, DeadLetter, RecordLike, decode_record
 from ingest._errors import DecodeError, FeedError, IngestError
 from ingest._feeds import FORMATS, FeedResult, Rejected, detect_format, read_feed
 from ingest._item import NewsItem, make_item_id
@@ -23,6 +23,7 @@ __all__ = [
     "load_aliases",
     "parse_heartbeat",
     "DeadLetter",
+    "MAX_DEAD_VALUE_BYTES",
     "DecodeError",
     "FORMATS",
     "FeedError",

@@ -126,6 +126,8 @@ class NewsItem(BaseModel):
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise DecodeError("not_json", str(exc)) from None
+        except RecursionError:  # e.g. "[" * 100000: a poison pill that would crash every restart
+            raise DecodeError("not_json", "JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise DecodeError("not_object", f"expected a JSON object, got {type(obj).__name__}")
         try:

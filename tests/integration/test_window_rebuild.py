@@ -72,8 +72,6 @@ def _item(name: str, minutes: int, title: str) -> NewsItem:
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(strict=False, reason="flaky: about 1 run in 4 a daemon here spins without finishing "
-                   "(seen 2026-11-29; open defect, see the session's closing note)")
 def test_restart_mid_window_loses_nothing_and_resends_nothing(
     kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:

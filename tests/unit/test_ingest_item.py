@@ -61,6 +61,8 @@ def test_json_round_trip() -> None:
     [
         (b"\xff\xfe not utf8", "not_utf8"),
         (b"{not json", "not_json"),
+        (b"[" * 100_000 + b"]" * 100_000, "not_json"),  # nested too deeply for the parser
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, "not_json"),
         (b"[1, 2]", "not_object"),
         (b'{"id": "a", "source": "s"}', "invalid"),
         (b'{"id": "a", "source": "s", "published_at": "2020-01-01T00:00:00"}', "invalid"),
@@ -87,6 +89,16 @@ def test_decode_record_gives_dead_letter_with_position() -> None:
     body = json.loads(dead.to_json())
     assert base64.b64decode(body["value_b64"]) == b"oops"
     assert body["topic"] == "news.raw" and body["offset"] == 41 and body["reason"] == "not_json"
+    assert body["value_size"] == 4 and body["value_truncated"] is False
+
+
+def test_a_huge_bad_record_makes_a_dead_letter_under_the_producer_limit() -> None:
+    huge = b'{"id": "a", "title": "' + b"x" * 1_000_000  # truncated JSON near the 1 MiB broker limit
+    body = decode_record(Rec(huge)).to_json()
+    assert len(body) < 1024 * 1024 - 1024  # kafka-python's default max_request_size is 1 MiB
+    got = json.loads(body)
+    assert got["value_truncated"] is True and got["value_size"] == len(huge)
+    assert base64.b64decode(got["value_b64"]) == huge[: len(base64.b64decode(got["value_b64"]))]
 
 
 def test_decode_record_valid() -> None:

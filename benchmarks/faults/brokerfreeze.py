@@ -1,0 +1,143 @@
+"""Fault run: the Kafka broker frozen (SIGSTOP) for 30 s while ``finsentry run`` consumes, then resumed.
+
+What it does, all on this machine:
+
+1. starts its own local Kafka broker (it needs the broker's process id),
+   fresh raw (4 partitions), scored (4), dead-letter and late topics;
+2. ``finsentry replay`` writes the first ``--items`` items of the Benzinga
+   sample (real headlines) into the raw topic (a backlog);
+3. ``finsentry run`` consumes it; once it has scored a quarter of the items
+   (read from its ``/metrics``), the broker JVM is sent SIGSTOP, held for
+   ``--freeze`` seconds (every request the daemon sends meanwhile hangs, then
+   times out), and sent SIGCONT; the daemon runs on until caught up
+   (``--idle-exit``);
+4. reads the topics back and counts as ``kill9.py`` does.
+
+This is a freeze, not the issue's "broker stopped and restarted": the local
+broker's script formats a fresh data directory at every start, so a restart
+that keeps the data is not possible with it yet. A frozen broker keeps its
+connections open and answers nothing, which exercises the client's request
+timeouts and reconnection rather than refused connections.
+
+Figures (JSON, also printed): ``lost`` (items with neither a scored record
+nor a dead letter: must be 0), ``daemon_exit`` (must be 0), ``frozen_s``,
+``scored_at_freeze``, ``scored_records`` / ``distinct_scored`` (re-processing
+after timeouts shows as duplicates), ``wall_s``.
+
+Usage::
+
+    python benchmarks/faults/brokerfreeze.py              # 5,000 items, 30 s
+    python benchmarks/faults/brokerfreeze.py --short      # 1,000 items, 30 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from finsentry.broker import LocalBroker, create_topics  # noqa: E402
+from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
+from kill9 import _count, _free_port, _scored_so_far  # noqa: E402
+
+
+def run_freeze(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, items: int, freeze_s: float,
+               idle_exit_s: float) -> dict[str, object]:
+    """One fault run (see the module docstring); returns the figures."""
+    tag = uuid.uuid4().hex[:8]
+    topics = {"raw": f"freeze-raw-{tag}", "scored": f"freeze-scored-{tag}", "dlq": f"freeze-dlq-{tag}",
+              "late": f"freeze-late-{tag}", "group": f"freeze-{tag}"}
+    create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1, topics["late"]: 1})
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FINSENTRY_KAFKA__BOOTSTRAP": bootstrap,
+           "FINSENTRY_KAFKA__GROUP_ID": topics["group"], "FINSENTRY_KAFKA__RAW_TOPIC": topics["raw"],
+           "FINSENTRY_KAFKA__SCORED_TOPIC": topics["scored"], "FINSENTRY_KAFKA__DLQ_TOPIC": topics["dlq"],
+           "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"], "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
+           "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(workdir / "outbox.sqlite"), "FINSENTRY_OPS__PORT": str(port),
+           "FINSENTRY_OPS__RELOAD_CHECK_S": "0", "FINSENTRY_LOG_LEVEL": "WARNING",
+           # one row per ONNX Runtime call: an item re-processed after a timeout gets the same label
+           "FINSENTRY_MODEL__SUB_BATCH": "1"}
+    replay = subprocess.run([sys.executable, "-m", "finsentry", "replay", str(feed), "--limit", str(items)],
+                            env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+    if replay.returncode != 0:
+        raise RuntimeError(f"replay failed: {replay.stdout[-2000:]}{replay.stderr[-2000:]}")
+    log_path = workdir / "daemon.log"
+    started = time.monotonic()
+    with log_path.open("ab") as log:
+        daemon = subprocess.Popen([sys.executable, "-m", "finsentry", "run", "--idle-exit", str(idle_exit_s)],
+                                  env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 600
+    while _scored_so_far(port) < items // 4 and time.monotonic() < deadline and daemon.poll() is None:
+        time.sleep(0.1)
+    scored_at_freeze = _scored_so_far(port)
+    assert broker.pid is not None
+    os.kill(broker.pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        time.sleep(freeze_s)
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    frozen = time.monotonic() - frozen_at
+    print(f"[freeze] broker frozen for {frozen:.1f} s after {scored_at_freeze:.0f} items were scored", flush=True)
+    try:
+        exit_code = daemon.wait(timeout=1800)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        exit_code = -9
+    figures = _count(bootstrap, topics)
+    return {
+        "fault": "broker frozen (SIGSTOP) mid-stream, then resumed (SIGCONT)",
+        "feed": feed.name,
+        **figures,
+        "daemon_exit": exit_code,
+        "daemon_log_tail": log_path.read_text(errors="replace")[-1500:] if exit_code else "",
+        "frozen_s": round(frozen, 1),
+        "scored_at_freeze": scored_at_freeze,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line; prints the figures and writes them as JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--short", action="store_true", help="1,000 items")
+    ap.add_argument("--items", type=int, default=None, help="items to replay (default 5,000)")
+    ap.add_argument("--freeze", type=float, default=30.0, help="seconds the broker stays frozen")
+    ap.add_argument("--idle-exit", type=float, default=8.0, help="the daemon exits after S idle seconds")
+    ap.add_argument("--feed", type=Path, default=None, help="feed file (default: the Benzinga sample)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON output (default benchmarks/faults/brokerfreeze[-short].json)")
+    args = ap.parse_args(argv)
+    items = args.items or (1000 if args.short else 5000)
+    feed = args.feed or default_data_dir() / DEFAULT_FEED
+    out = args.out or Path(__file__).with_name("brokerfreeze-short.json" if args.short else "brokerfreeze.json")
+    with tempfile.TemporaryDirectory(prefix="finsentry-freeze-") as tmp:
+        broker = LocalBroker(run_dir=Path(tmp) / "broker")
+        bootstrap = broker.start()
+        try:
+            figures = run_freeze(broker, bootstrap, Path(tmp), feed, items, args.freeze, args.idle_exit)
+        finally:
+            broker.stop()
+    figures["command"] = "python benchmarks/faults/brokerfreeze.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    figures["machine"] = f"{platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, {platform.python_version()}"
+    text = json.dumps(figures, indent=2)
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    return 0 if figures["lost"] == 0 and figures["daemon_exit"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
