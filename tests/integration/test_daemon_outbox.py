@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from _stubs import StubScorer  # tests/integration is on sys.path under pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from alerts import Alert, OutboxError, ThresholdDetector, TumblingWindows, WebhookSink
 from finsentry.config import Settings, load_settings
 from finsentry.daemon import Daemon
 from finsentry.pipeline import Pipeline
-from inference import ScoredItem
 from ingest import NewsItem, make_producer
 
 pytestmark = pytest.mark.integration
@@ -26,28 +26,9 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2020, 5, 19, 14, 0, tzinfo=timezone.utc)
 
 
-class _StubScorer:
-    """Labels a title containing "falls" negative, anything else neutral."""
-
-    version = "stub-1"
-    provider = "stub"
-
-    def score_items(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
-        out = []
-        for item in items:
-            neg = "falls" in item.title
-            p = (0.9, 0.05, 0.05) if neg else (0.05, 0.9, 0.05)
-            out.append(ScoredItem(
-                item_id=item.id, source=item.source, published_at=item.published_at, tickers=tuple(item.tickers),
-                title=item.title, p_negative=p[0], p_neutral=p[1], p_positive=p[2],
-                label="negative" if neg else "neutral", score=p[2] - p[0], model_version=self.version,
-            ))
-        return out
-
-
 def _pipeline() -> Pipeline:
     windows = TumblingWindows(size_ms=3_600_000, allowed_lateness_ms=0)
-    return Pipeline(_StubScorer(), windows, ThresholdDetector(3, 0.6))  # type: ignore[arg-type]
+    return Pipeline(StubScorer(), windows, ThresholdDetector(3, 0.6))  # type: ignore[arg-type]
 
 
 def _produce(bootstrap: str, topic: str) -> None:

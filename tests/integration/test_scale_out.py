@@ -11,18 +11,18 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from _stubs import StubScorer  # tests/integration is on sys.path under pytest
 from kafka.partitioner.default import murmur2
 
 from alerts import ThresholdDetector, TumblingWindows, WebhookSink
 from finsentry.config import Settings, load_settings
 from finsentry.daemon import Daemon
 from finsentry.pipeline import Pipeline
-from inference import ScoredItem
 from ingest import NewsItem, make_producer
 
 pytestmark = pytest.mark.integration
@@ -30,25 +30,6 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2020, 5, 19, 0, 0, tzinfo=timezone.utc)
 PARTITIONS = 4
 HOURS = 10  # items every 10 minutes for HOURS hours
-
-
-class _StubScorer:
-    """Labels a title containing "falls" negative, anything else neutral."""
-
-    version = "stub-1"
-    provider = "stub"
-
-    def score_items(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
-        out = []
-        for item in items:
-            neg = "falls" in item.title
-            p = (0.9, 0.05, 0.05) if neg else (0.05, 0.9, 0.05)
-            out.append(ScoredItem(
-                item_id=item.id, source=item.source, published_at=item.published_at, tickers=tuple(item.tickers),
-                title=item.title, p_negative=p[0], p_neutral=p[1], p_positive=p[2],
-                label="negative" if neg else "neutral", score=p[2] - p[0], model_version=self.version,
-            ))
-        return out
 
 
 def _tickers() -> list[str]:
@@ -99,7 +80,7 @@ def _settings(bootstrap: str, topics: dict[str, str], group: str, url: str, outb
 
 
 def _daemon(settings: Settings) -> Daemon:
-    return Daemon(settings, Pipeline(_StubScorer(), TumblingWindows(3_600_000, 0),  # type: ignore[arg-type]
+    return Daemon(settings, Pipeline(StubScorer(), TumblingWindows(3_600_000, 0),  # type: ignore[arg-type]
                                      ThresholdDetector(3, 0.6)))
 
 

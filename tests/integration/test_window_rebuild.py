@@ -6,11 +6,12 @@ sent again."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from _stubs import StubScorer  # tests/integration is on sys.path under pytest
 
 from alerts import Alert, TumblingWindows, WebhookSink
 from finsentry.config import Settings, load_settings
@@ -25,25 +26,6 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2020, 5, 19, 14, 0, tzinfo=timezone.utc)
 
 
-class _StubScorer:
-    """Labels a title containing "falls" negative, anything else neutral (the windows are under test)."""
-
-    version = "stub-1"
-    provider = "stub"
-
-    def score_items(self, items: Sequence[NewsItem]) -> list[ScoredItem]:
-        out = []
-        for item in items:
-            neg = "falls" in item.title
-            p = (0.9, 0.05, 0.05) if neg else (0.05, 0.9, 0.05)
-            out.append(ScoredItem(
-                item_id=item.id, source=item.source, published_at=item.published_at, tickers=tuple(item.tickers),
-                title=item.title, p_negative=p[0], p_neutral=p[1], p_positive=p[2],
-                label="negative" if neg else "neutral", score=p[2] - p[0], model_version=self.version,
-            ))
-        return out
-
-
 def _settings(bootstrap: str, raw: str, scored: str, dlq: str, group: str, url: str, outbox: Path) -> Settings:
     return load_settings(
         kafka={"bootstrap": bootstrap, "group_id": group, "raw_topic": raw, "scored_topic": scored,
@@ -56,7 +38,7 @@ def _settings(bootstrap: str, raw: str, scored: str, dlq: str, group: str, url: 
 def _pipeline() -> Pipeline:
     from alerts import ThresholdDetector
 
-    return Pipeline(_StubScorer(), TumblingWindows(3_600_000, 0), ThresholdDetector(3, 0.6))  # type: ignore[arg-type]
+    return Pipeline(StubScorer(), TumblingWindows(3_600_000, 0), ThresholdDetector(3, 0.6))  # type: ignore[arg-type]
 
 
 def _send(bootstrap: str, topic: str, items: list[NewsItem]) -> None:
