@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finsentry", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"finsentry {__version__}")
     parser.add_argument("--config", type=Path, help="TOML config file (default: $FINSENTRY_CONFIG)")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("--log-level", default=None, type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="DEBUG, INFO, WARNING, ERROR (default: the config's log_level)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the daemon: consume, score, window, alert")
@@ -264,6 +265,11 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from inference import SENTIMENT_LABELS, Scorer
 
+    empty = [t for t in args.texts if not t.strip()]
+    if empty:  # as the pipeline does: no text, no score (its records get reason empty_text)
+        print(f"finsentry score: {len(empty)} empty or whitespace-only text(s): nothing to score (empty_text)",
+              file=sys.stderr)
+        return 2
     scorer = Scorer(args.model or settings.model.path, settings.model.device, settings.model.intra_op_threads)
     scores = scorer.score_texts(args.texts)
     for i, text in enumerate(args.texts):

@@ -42,3 +42,19 @@ def test_module_entry_point() -> None:
     proc = subprocess.run([sys.executable, "-m", "finsentry", "--version"], capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("finsentry ")
+
+
+def test_score_refuses_an_empty_text(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "Acme falls", "   "]) == 2
+    assert "empty_text" in capsys.readouterr().err
+
+
+def test_unknown_log_level_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--log-level", "LOUD", "config"])
+    assert info.value.code == 2
+    assert "--log-level" in capsys.readouterr().err
+
+
+def test_log_level_is_case_insensitive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--log-level", "debug", "config"]) == 0
