@@ -172,7 +172,9 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     s = result.summary
     print(f"{s['feed']['items']} items ({s['feed']['rejected']} rejected), {s['pipeline']['windows_closed']} windows, "
           f"{s['pipeline']['alerts']} alerts -> {result.out_dir}")
-    if "event_study" in s:
+    if "event_study" in s and not s["event_study"]["events"]:
+        print("event study: 0 events (no alert on a ticker with enough prices); see summary.json")
+    elif "event_study" in s:
         e = s["event_study"]
         print(f"event study: {e['events']} events, mean CAR[0,+1] {e['mean_car_0_1']:.4%} (t {e['t_car_0_1']:.2f}), "
               f"mean CAR[0,+5] {e['mean_car_0_5']:.4%} (t {e['t_car_0_5']:.2f}), precision {e['precision']:.3f}, "

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from finsentry.config import Settings
 from finsentry.daemon import build_pipeline
 from finsentry.gc_tuning import freeze_heap
-from ingest import FeedResult, read_feed
+from ingest import FeedError, FeedResult, read_feed
 
 from ._cache import CachingScorer
 from ._outputs import scored_frame, write_alerts, write_json, write_rejected, write_scored
@@ -91,18 +91,26 @@ def run_backtest(opts: BacktestOptions, settings: Settings) -> BacktestResult:
     event study when prices are given; sweep; report.
 
     Raises:
-        ingest.FeedError: unreadable feed (missing columns, unknown format, ...).
+        ingest.FeedError: unreadable feed (missing columns, unknown format, ...), or
+            no item left to backtest (all rejected, or none in the range).
+        ValueError: ``start`` not before ``end``.
         PriceError: unreadable price file (missing columns, bad dates, ...).
         SweepError: a bad ``--sweep`` key or value.
         ViaKafkaMismatch: the broker run gave other alerts than the in-process run.
         inference.ModelFolderError: model problems.
     """
     t0 = time.perf_counter()
+    if opts.start is not None and opts.end is not None and opts.start >= opts.end:
+        raise ValueError(f"--from {opts.start.isoformat()} is not before --to {opts.end.isoformat()}: empty range")
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     variants = _variants(opts, settings)  # validate --sweep before the long work
     prices = _load_prices(opts)  # likewise the price files
     feed = _read(opts)
     write_rejected(feed.rejected, opts.out_dir)
+    if not feed.items:
+        span = f" between {_iso(opts.start)} and {_iso(opts.end)}" if opts.start or opts.end else ""
+        raise FeedError(f"{opts.feed}: no items to backtest{span} ({len(feed.rejected)} records rejected"
+                        f"{', listed in ' + str(opts.out_dir / 'rejected.csv') if feed.rejected else ''})")
     scorer = CachingScorer(settings.model.path, opts.cache_dir, settings.model.device, settings.model.intra_op_threads)
     timings: dict[str, float] = {"read_s": time.perf_counter() - t0}
 
@@ -147,6 +155,7 @@ def run_backtest(opts: BacktestOptions, settings: Settings) -> BacktestResult:
         summary["event_study"] = study.summary
         for key, what in (("tickers_without_prices", "alerts of tickers without prices (not studied)"),
                           ("feed_tickers_without_prices", "feed tickers without prices"),
+                          ("price_tickers_not_in_feed", "price files of tickers the feed never names (unused)"),
                           ("price_days_without_quote", "price rows without a quote (missing days)")):
             if study.summary[key]:
                 log.warning("%s: %s", what, ", ".join(study.summary[key]))

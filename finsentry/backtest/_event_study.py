@@ -197,6 +197,7 @@ def run_event_study(alerts: Sequence[Alert], scored: pd.DataFrame, prices: Price
     summary["tickers_without_prices"] = no_price
     summary["price_days_without_quote"] = prices.missing
     summary["feed_tickers_without_prices"] = sorted(set(feed_tickers) - set(prices.stocks))
+    summary["price_tickers_not_in_feed"] = sorted(set(prices.stocks) - set(feed_tickers))
     if out_dir is not None:
         events.to_csv(out_dir / "events.csv", index=False)
     return EventStudy(events, path, summary)

@@ -91,6 +91,8 @@ def _series(frame: pd.DataFrame, path: Path, label: str, missing: list[str] | No
     absent = [c for c, ok in (("Date", "Date" in cols), ("Adj Close or Close", price_col)) if not ok]
     if absent:
         raise PriceError(f"{path}{label}: missing column(s) {', '.join(absent)}; columns found {list(frame.columns)}")
+    if frame.empty:
+        raise PriceError(f"{path}{label}: no price rows (header only)")
     frame = frame.reset_index(drop=True)
     dates = pd.to_datetime(frame[cols["Date"]].str.strip(), format="%Y-%m-%d", errors="coerce")
     if dates.isna().any():

@@ -81,7 +81,9 @@ def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Setting
             update[section] = type(getattr(settings, section)).model_validate(values)
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise SweepError(f"--sweep {section}.{err['loc'][0]}={err.get('input')!r}: {err['msg']}") from None
+            if err["loc"]:  # one field's value
+                raise SweepError(f"--sweep {section}.{err['loc'][0]}={err.get('input')!r}: {err['msg']}") from None
+            raise SweepError(f"--sweep {section}: {err['msg']}") from None  # a rule across fields (e.g. hop | size)
     return settings.model_copy(update=update)
 
 

@@ -169,6 +169,8 @@ def test_sweep_parsing_and_validation() -> None:
         expand_sweep({"detector.min_negatives": ["1"]}, _settings())
     with pytest.raises(SweepError, match="min_negative"):
         expand_sweep({"detector.min_negative": ["0"]}, _settings())
+    with pytest.raises(SweepError, match="--sweep windows: .*must divide"):  # a rule across two fields
+        expand_sweep({"windows.hop_minutes": ["7"]}, _settings())
 
 
 # --------------------------------------------------------------------------- whole command
@@ -219,3 +221,24 @@ def test_cli_names_missing_feed_columns_and_bad_price_files(tmp_path: Path, caps
     assert main(["backtest", str(feed), "--out", str(tmp_path / "o"), "--prices", str(prices)]) == 1
     err = capsys.readouterr().err
     assert "PriceError" in err and "unparseable dates" in err and "line 3 ('03/03/2015')" in err
+
+
+def test_cli_refuses_an_empty_range_and_a_feed_with_no_usable_item(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    feed = _write_jsonl(tmp_path / "feed.jsonl", [_item(0, 0)])
+    out = str(tmp_path / "o")
+    assert main(["backtest", str(feed), "--out", out, "--from", "2020-06-01", "--to", "2020-05-01"]) == 1
+    assert "empty range" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": "x", "source": "t", "published_at": "2015-03-02T10:00:00", "title": "naive"}\n')
+    assert main(["backtest", str(bad), "--out", out]) == 1
+    err = capsys.readouterr().err
+    assert "no items to backtest" in err and "1 records rejected" in err and "rejected.csv" in err
+
+
+def test_cli_refuses_a_price_file_without_rows(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    feed = _write_jsonl(tmp_path / "feed.jsonl", [_item(0, 0)])
+    prices = tmp_path / "prices"
+    prices.mkdir()
+    (prices / "AAA.csv").write_text("Date,Adj Close\n")
+    assert main(["backtest", str(feed), "--out", str(tmp_path / "o"), "--prices", str(prices)]) == 1
+    assert "AAA" in (err := capsys.readouterr().err) and "no price rows" in err

@@ -84,6 +84,7 @@ def test_event_study_finds_the_injected_drop_and_maps_event_days(tmp_path: Path)
     assert ev.at["AAA", "t_0_1"] == pytest.approx(ev.at["AAA", "car_0_1"] / (ev.at["AAA", "sigma"] * np.sqrt(2)))
     s = study.summary
     assert s["tickers_without_prices"] == ["ZZZ"] and s["events"] == 3
+    assert s["price_tickers_not_in_feed"] == sorted(set(ps.stocks) - {"AAA", "BBB", "CCC"})
     assert s["mean_car_0_1"] == pytest.approx(ev["car_0_1"].mean())
     j1 = ev["car_0_1"].mean() / (np.sqrt((2 * ev["sigma"] ** 2).sum()) / 3)  # MacKinlay (1997) J1
     assert s["t_car_0_1"] == pytest.approx(j1)
