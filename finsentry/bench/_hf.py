@@ -6,7 +6,8 @@ heads (``training._model.MultiTaskModel``); ``transformers`` has no
 classifies the pooled [CLS] token, not the mean). :class:`MeanPoolBertForSequenceClassification`
 is that class: a ``BertPreTrainedModel`` with the encoder, the mean pooling and the
 *sentiment* head, returning ``SequenceClassifierOutput(logits=...)``, loaded
-with the fine-tuned fp32 weights of the training run (``best.pt``). The
+with the fine-tuned fp32 weights of the training run (``best.pt``), or on a
+fresh clone the weights recovered from the published ONNX model. The
 pipeline then runs it in PyTorch on the CPU the way a user would: default
 torch threads, the pipeline's own batching and padding.
 
@@ -53,38 +54,51 @@ class MeanPoolBertForSequenceClassification(BertPreTrainedModel):
         return SequenceClassifierOutput(logits=self.classifier(pooled))
 
 
-def _load_model(run_dir: Path, base_config: Path) -> MeanPoolBertForSequenceClassification:
+def _trainer_state(run_dir: Path, model_folder: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """The trainer's state_dict: ``run_dir/best.pt`` when there is one, else recovered from ``model.onnx``."""
+    best = run_dir / "best.pt"
+    if best.is_file():
+        return torch.load(best, map_location="cpu", weights_only=True), best
+    from ._onnx_weights import state_dict_from_onnx
+
+    onnx_path = model_folder / "model.onnx"
+    return {k: torch.from_numpy(v) for k, v in state_dict_from_onnx(onnx_path).items()}, onnx_path
+
+
+def _load_model(state: dict[str, torch.Tensor], source: Path, base_config: Path) -> MeanPoolBertForSequenceClassification:
     config = BertConfig.from_json_file(str(base_config))
     config.num_labels = len(SENTIMENT_LABELS)
     config.id2label = dict(enumerate(SENTIMENT_LABELS))
     config.label2id = {v: k for k, v in config.id2label.items()}
     model = MeanPoolBertForSequenceClassification(config)
-    state = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
     mapped = {k.replace("encoder.", "bert.", 1): v for k, v in state.items() if k.startswith("encoder.")}
     mapped |= {"classifier.weight": state["sentiment_head.weight"], "classifier.bias": state["sentiment_head.bias"]}
     missing, unexpected = model.load_state_dict(mapped, strict=False)
     if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise ValueError(f"{run_dir / 'best.pt'} does not fit: missing {missing}, unexpected {unexpected}")
+        raise ValueError(f"{source} does not fit: missing {missing}, unexpected {unexpected}")
     return model.eval()
 
 
 def hf_classifier(run_dir: Path, model_folder: Path, base_config: Path | None = None):
     """A ``transformers`` text-classification pipeline over the fp32 weights of a training run.
 
+    Without ``run_dir/best.pt`` (a fresh clone: training runs are not
+    shipped) the weights are recovered from the published ``model.onnx``
+    (``finsentry.bench._onnx_weights``: the shipped model's effective
+    weights, int8 rounding included) and run in fp32 PyTorch.
+
     Args:
-        run_dir: the training run folder holding ``best.pt`` (the trainer's state_dict).
+        run_dir: the training run folder holding ``best.pt`` (the trainer's state_dict), if any.
         model_folder: the published model folder (its ``tokenizer.json`` and
             ``config.json`` max_length: the same tokenization as finsentry).
         base_config: the encoder's ``config.json`` (default: the bundled
             all-MiniLM-L6-v2, ``training._model.base_model_dir()``).
 
     Raises:
-        FileNotFoundError: no ``best.pt`` or no base config.
+        FileNotFoundError: no base config.
         ValueError: the weights do not fit the architecture.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if not (run_dir / "best.pt").is_file():
-        raise FileNotFoundError(f"no best.pt in {run_dir}")
     if base_config is None:
         from training._model import base_model_dir
 
@@ -93,7 +107,8 @@ def hf_classifier(run_dir: Path, model_folder: Path, base_config: Path | None = 
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(model_folder / "tokenizer.json"), pad_token="[PAD]",
                                         unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
                                         mask_token="[MASK]", model_max_length=max_length)
-    return pipeline("text-classification", model=_load_model(run_dir, base_config), tokenizer=tokenizer,
+    state, source = _trainer_state(run_dir, model_folder)
+    return pipeline("text-classification", model=_load_model(state, source, base_config), tokenizer=tokenizer,
                     device=-1)
 
 

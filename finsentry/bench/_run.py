@@ -75,6 +75,9 @@ def _hf_side(cfg: BenchConfig, scorer: Scorer):
         before = transformers.logging.get_verbosity()
         transformers.logging.set_verbosity(logging.CRITICAL)  # "model not in the supported list": expected, see _hf
         try:
+            if not (cfg.train_run / "best.pt").is_file():
+                cfg.notes.append(f"HF pipeline: no {cfg.train_run / 'best.pt'}; weights recovered from "
+                                 f"{scorer.folder.path / 'model.onnx'} (dequantized, run in fp32 PyTorch)")
             return hf_classifier(cfg.train_run, scorer.folder.path)
         finally:
             transformers.logging.set_verbosity(before)
