@@ -93,7 +93,7 @@ def run_backtest(opts: BacktestOptions, settings: Settings) -> BacktestResult:
     Raises:
         ingest.FeedError: unreadable feed (missing columns, unknown format, ...), or
             no item left to backtest (all rejected, or none in the range).
-        ValueError: ``start`` not before ``end``.
+        ValueError: ``start`` not before ``end``; ``out_dir`` is an existing file.
         PriceError: unreadable price file (missing columns, bad dates, ...).
         SweepError: a bad ``--sweep`` key or value.
         ViaKafkaMismatch: the broker run gave other alerts than the in-process run.
@@ -102,6 +102,8 @@ def run_backtest(opts: BacktestOptions, settings: Settings) -> BacktestResult:
     t0 = time.perf_counter()
     if opts.start is not None and opts.end is not None and opts.start >= opts.end:
         raise ValueError(f"--from {opts.start.isoformat()} is not before --to {opts.end.isoformat()}: empty range")
+    if opts.out_dir.exists() and not opts.out_dir.is_dir():
+        raise ValueError(f"--out {opts.out_dir}: exists and is not a folder")
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     variants = _variants(opts, settings)  # validate --sweep before the long work
     prices = _load_prices(opts)  # likewise the price files

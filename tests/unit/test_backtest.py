@@ -228,6 +228,9 @@ def test_cli_refuses_an_empty_range_and_a_feed_with_no_usable_item(tmp_path: Pat
     out = str(tmp_path / "o")
     assert main(["backtest", str(feed), "--out", out, "--from", "2020-06-01", "--to", "2020-05-01"]) == 1
     assert "empty range" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x")
+    assert main(["backtest", str(feed), "--out", str(tmp_path / "a-file")]) == 1
+    assert "exists and is not a folder" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"id": "x", "source": "t", "published_at": "2015-03-02T10:00:00", "title": "naive"}\n')
     assert main(["backtest", str(bad), "--out", out]) == 1
