@@ -33,9 +33,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -50,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from finsentry.broker import LocalBroker, create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
-from kill9 import _count, _free_port, _scored_so_far  # noqa: E402
+from kill9 import _count, _free_port, _scored_so_far, write_figures  # noqa: E402
 
 
 def run_freeze(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, items: int, freeze_s: float,
@@ -130,12 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             figures = run_freeze(broker, bootstrap, Path(tmp), feed, items, args.freeze, args.idle_exit)
         finally:
             broker.stop()
-    figures["command"] = "python benchmarks/faults/brokerfreeze.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    figures["machine"] = f"{platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, {platform.python_version()}"
-    text = json.dumps(figures, indent=2)
-    print(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    write_figures(figures, "brokerfreeze.py", argv, out)
     return 0 if figures["lost"] == 0 and figures["daemon_exit"] == 0 else 1
 
 

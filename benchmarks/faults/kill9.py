@@ -39,6 +39,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -52,6 +53,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -192,6 +194,30 @@ def _count(bootstrap: str, topics: dict[str, str]) -> dict[str, object]:
     }
 
 
+
+@contextlib.contextmanager
+def broker_for(bootstrap: str | None, workdir: Path) -> Iterator[str]:
+    """Yield ``bootstrap``, or the address of a local broker started in ``workdir`` (stopped on exit) when None."""
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    broker = LocalBroker(run_dir=workdir / "broker")
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+def write_figures(figures: dict[str, object], script: str, argv: list[str] | None, out: Path) -> None:
+    """Add the reproducing command and the machine to ``figures``, print them and write them to ``out`` as JSON."""
+    figures["command"] = f"python benchmarks/faults/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+    figures["machine"] = f"{platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, {platform.python_version()}"
+    text = json.dumps(figures, indent=2)
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line; prints the figures and writes them as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -209,23 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     kills = args.kills if args.kills is not None else (3 if args.short else 20)
     feed = args.feed or default_data_dir() / DEFAULT_FEED
     out = args.out or Path(__file__).with_name("kill9-short.json" if args.short else "kill9.json")
-    broker = None
-    bootstrap = args.bootstrap
-    with tempfile.TemporaryDirectory(prefix="finsentry-kill9-") as tmp:
-        if bootstrap is None:
-            broker = LocalBroker(run_dir=Path(tmp) / "broker")
-            bootstrap = broker.start()
-        try:
-            figures = run_kill9(bootstrap, Path(tmp), feed, items, kills, args.seed, args.max_gap, args.idle_exit)
-        finally:
-            if broker is not None:
-                broker.stop()
-    figures["command"] = "python benchmarks/faults/kill9.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    figures["machine"] = f"{platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, {platform.python_version()}"
-    text = json.dumps(figures, indent=2)
-    print(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    with tempfile.TemporaryDirectory(prefix="finsentry-kill9-") as tmp, broker_for(args.bootstrap, Path(tmp)) as bootstrap:
+        figures = run_kill9(bootstrap, Path(tmp), feed, items, kills, args.seed, args.max_gap, args.idle_exit)
+    write_figures(figures, "kill9.py", argv, out)
     ok = figures["lost"] == 0 and figures["duplicate_alerts"] == 0 and figures["conflicting_labels"] == 0
     return 0 if ok else 1
 

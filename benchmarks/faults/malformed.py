@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -38,11 +37,13 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from finsentry.broker import LocalBroker, create_topics  # noqa: E402
+from finsentry.broker import create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
 from finsentry.topics import read_topic  # noqa: E402
 from ingest import make_producer, read_feed  # noqa: E402
+from kill9 import broker_for, write_figures  # noqa: E402
 
 KINDS = ("bad_utf8", "truncated_json", "wrong_types", "missing_fields", "huge_field", "deep_nesting",
          "junk_extra_key", "not_object", "empty_or_tombstone", "naive_time")
@@ -175,22 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     n_bad = args.bad or (600 if args.short else 10_000)
     feed = args.feed or default_data_dir() / DEFAULT_FEED
     out = args.out or Path(__file__).with_name("malformed-short.json" if args.short else "malformed.json")
-    broker = None
-    with tempfile.TemporaryDirectory(prefix="finsentry-fuzz-") as tmp:
-        bootstrap = args.bootstrap
-        if bootstrap is None:
-            broker = LocalBroker(run_dir=Path(tmp) / "broker")
-            bootstrap = broker.start()
-        try:
-            figures = run_malformed(bootstrap, Path(tmp), feed, n_valid, n_bad, args.seed, args.idle_exit)
-        finally:
-            if broker is not None:
-                broker.stop()
-    figures["command"] = "python benchmarks/faults/malformed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    figures["machine"] = f"{platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, {platform.python_version()}"
-    text = json.dumps(figures, indent=2)
-    print(text)
-    out.write_text(text + "\n")
+    with tempfile.TemporaryDirectory(prefix="finsentry-fuzz-") as tmp, broker_for(args.bootstrap, Path(tmp)) as bootstrap:
+        figures = run_malformed(bootstrap, Path(tmp), feed, n_valid, n_bad, args.seed, args.idle_exit)
+    write_figures(figures, "malformed.py", argv, out)
     ok = not (figures["crashes"] or figures["unaccounted"] or figures["valid_not_scored"]
               or figures["dead_letters_without_reason"])
     return 0 if ok else 1

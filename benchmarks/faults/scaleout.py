@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import signal
@@ -70,10 +69,10 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from alerts import WebhookSink  # noqa: E402
-from finsentry.broker import LocalBroker, create_topics  # noqa: E402
+from finsentry.broker import create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
 from finsentry.topics import read_topic  # noqa: E402
-from kill9 import _count, _free_port, _scored_so_far  # noqa: E402
+from kill9 import _count, _free_port, _scored_so_far, broker_for, write_figures  # noqa: E402
 
 _REBUILT = re.compile(r"rebuilt windows of \d+ partitions from \S+: (\d+) items")
 
@@ -255,23 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     items = args.items or (1000 if args.short else 10_000)
     feed = args.feed or default_data_dir() / DEFAULT_FEED
     out = args.out or Path(__file__).with_name("scaleout-short.json" if args.short else "scaleout.json")
-    broker = None
-    bootstrap = args.bootstrap
-    with tempfile.TemporaryDirectory(prefix="finsentry-scaleout-") as tmp:
-        if bootstrap is None:
-            broker = LocalBroker(run_dir=Path(tmp) / "broker")
-            bootstrap = broker.start()
-        try:
-            figures = run_scaleout(bootstrap, Path(tmp), feed, items, args.seed, args.max_gap, args.idle_exit)
-        finally:
-            if broker is not None:
-                broker.stop()
-    figures["command"] = "python benchmarks/faults/scaleout.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    figures["machine"] = f"{platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, {platform.python_version()}"
-    text = json.dumps(figures, indent=2)
-    print(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    with tempfile.TemporaryDirectory(prefix="finsentry-scaleout-") as tmp, broker_for(args.bootstrap, Path(tmp)) as bootstrap:
+        figures = run_scaleout(bootstrap, Path(tmp), feed, items, args.seed, args.max_gap, args.idle_exit)
+    write_figures(figures, "scaleout.py", argv, out)
     ok = figures["lost"] == 0 and figures["duplicate_alerts"] == 0 and figures["items_lost"] == 0
     return 0 if ok else 1
 

@@ -4,27 +4,18 @@ three times against the real broker; no item is lost, no alert is received twice
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _faults import run_fault_script  # tests/e2e is on sys.path under pytest
 
-from finsentry.config import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
 
 def test_kill9_short_loses_nothing_and_duplicates_no_alert(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = tmp_path / "kill9.json"
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "faults" / "kill9.py"), "--short",
-         "--bootstrap", kafka_bootstrap, "--out", str(out), "--idle-exit", "5"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
-    )
-    assert out.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    figures = json.loads(out.read_text())
+    proc, figures = run_fault_script("kill9.py", out, "--bootstrap", kafka_bootstrap, "--idle-exit", "5", timeout_s=900)
     assert figures["kills"] == 3 and len(figures["kills_at_s"]) == 3
     assert figures["items"] == 1500 and figures["raw_records"] == 1500
     assert figures["lost"] == 0

@@ -5,27 +5,18 @@ real items, through one `finsentry run` against the real broker."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _faults import run_fault_script  # tests/e2e is on sys.path under pytest
 
-from finsentry.config import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
 
 def test_malformed_short_no_crash_every_record_accounted_for(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = tmp_path / "malformed.json"
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "faults" / "malformed.py"), "--short",
-         "--bootstrap", kafka_bootstrap, "--out", str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
-    )
-    assert out.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    figures = json.loads(out.read_text())
+    proc, figures = run_fault_script("malformed.py", out, "--bootstrap", kafka_bootstrap, timeout_s=900)
     assert figures["crashes"] == 0, figures["daemon_summary"]
     assert figures["unaccounted"] == 0 and figures["valid_not_scored"] == 0
     assert figures["dead_letters_without_reason"] == 0

@@ -5,27 +5,18 @@ reference run, no alert is lost or received twice and no item is lost."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _faults import run_fault_script  # tests/e2e is on sys.path under pytest
 
-from finsentry.config import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
 
 def test_scaleout_short_one_of_two_killed_loses_and_duplicates_no_alert(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = tmp_path / "scaleout.json"
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "faults" / "scaleout.py"), "--short",
-         "--bootstrap", kafka_bootstrap, "--out", str(out), "--idle-exit", "5"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
-    )
-    assert out.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    figures = json.loads(out.read_text())
+    proc, figures = run_fault_script("scaleout.py", out, "--bootstrap", kafka_bootstrap, "--idle-exit", "5", timeout_s=1200)
     assert figures["items"] == 1000
     assert figures["reference_alerts"] >= 5, "too few alerts for the comparison to mean anything"
     assert figures["items_labelled_differently"] == 0  # the comparison is not blurred by batch-dependent scores

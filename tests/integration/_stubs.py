@@ -1,8 +1,11 @@
-"""Test doubles shared by the integration tests (the broker, windows and delivery stay real)."""
+"""Test doubles and settings shared by the integration tests (the broker, windows and delivery stay real)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+from finsentry.config import Settings, load_settings
 
 from inference import ScoredItem
 from ingest import NewsItem
@@ -26,3 +29,13 @@ class StubScorer:
                 label="negative" if neg else "neutral", score=p[2] - p[0], model_version=self.version,
             ))
         return out
+
+
+def daemon_settings(bootstrap: str, raw: str, scored: str, dlq: str, group: str, url: str, outbox: Path) -> Settings:
+    """Settings for a daemon on existing topics delivering to ``url``: fast retries (0, 0.1 s, then 1 h), short timeouts."""
+    return load_settings(
+        kafka={"bootstrap": bootstrap, "group_id": group, "raw_topic": raw, "scored_topic": scored,
+               "dlq_topic": dlq, "create_topics": False},
+        webhooks={"urls": [url], "outbox_path": str(outbox), "retry_schedule_s": [0, 0.1, 3600],
+                  "connect_timeout_s": 0.5, "drain_timeout_s": 2},
+    )

@@ -12,11 +12,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from _stubs import StubScorer  # tests/integration is on sys.path under pytest
+from _stubs import StubScorer, daemon_settings  # tests/integration is on sys.path under pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from alerts import Alert, OutboxError, ThresholdDetector, TumblingWindows, WebhookSink
-from finsentry.config import Settings, load_settings
 from finsentry.daemon import Daemon
 from finsentry.pipeline import Pipeline
 from ingest import NewsItem, make_producer
@@ -44,15 +43,6 @@ def _produce(bootstrap: str, topic: str) -> None:
     producer.close()
 
 
-def _settings(bootstrap: str, raw: str, scored: str, dlq: str, group: str, url: str, outbox: Path) -> Settings:
-    return load_settings(
-        kafka={"bootstrap": bootstrap, "group_id": group, "raw_topic": raw, "scored_topic": scored,
-               "dlq_topic": dlq, "create_topics": False},
-        webhooks={"urls": [url], "outbox_path": str(outbox), "retry_schedule_s": [0, 0.1, 3600],
-                  "connect_timeout_s": 0.5, "drain_timeout_s": 2},
-    )
-
-
 def _committed(bootstrap: str, group: str, topic: str) -> int | None:
     probe = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
@@ -73,7 +63,7 @@ def test_receiver_outage_across_a_daemon_restart_loses_and_duplicates_nothing(
     raw, scored, dlq = new_topic("raw", 1), new_topic("scored", 1), new_topic("dlq", 1)
     _produce(kafka_bootstrap, raw)
     group, port = f"outbox-{uuid.uuid4().hex[:8]}", _free_port()
-    settings = _settings(kafka_bootstrap, raw, scored, dlq, group, f"http://127.0.0.1:{port}/alerts",
+    settings = daemon_settings(kafka_bootstrap, raw, scored, dlq, group, f"http://127.0.0.1:{port}/alerts",
                          tmp_path / "outbox.sqlite")
 
     stats = Daemon(settings, _pipeline()).run(idle_exit_s=1.0)  # the receiver is down all along
@@ -96,7 +86,7 @@ def test_a_failed_outbox_write_leaves_the_offsets_uncommitted(
     _produce(kafka_bootstrap, raw)
     group = f"outbox-{uuid.uuid4().hex[:8]}"
     with WebhookSink() as sink:
-        settings = _settings(kafka_bootstrap, raw, scored, dlq, group, sink.url, tmp_path / "outbox.sqlite")
+        settings = daemon_settings(kafka_bootstrap, raw, scored, dlq, group, sink.url, tmp_path / "outbox.sqlite")
         daemon = Daemon(settings, _pipeline())
 
         def disk_full(alert: Alert, now: float | None = None) -> bool:

@@ -11,10 +11,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from _stubs import StubScorer  # tests/integration is on sys.path under pytest
+from _stubs import StubScorer, daemon_settings  # tests/integration is on sys.path under pytest
 
 from alerts import Alert, TumblingWindows, WebhookSink
-from finsentry.config import Settings, load_settings
 from finsentry.daemon import Daemon
 from finsentry.pipeline import Pipeline
 from finsentry.rebuild import rebuild_windows
@@ -24,15 +23,6 @@ from ingest import NewsItem, make_producer
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2020, 5, 19, 14, 0, tzinfo=timezone.utc)
-
-
-def _settings(bootstrap: str, raw: str, scored: str, dlq: str, group: str, url: str, outbox: Path) -> Settings:
-    return load_settings(
-        kafka={"bootstrap": bootstrap, "group_id": group, "raw_topic": raw, "scored_topic": scored,
-               "dlq_topic": dlq, "create_topics": False},
-        webhooks={"urls": [url], "outbox_path": str(outbox), "retry_schedule_s": [0, 0.1, 3600],
-                  "connect_timeout_s": 0.5, "drain_timeout_s": 2},
-    )
 
 
 def _pipeline() -> Pipeline:
@@ -63,7 +53,7 @@ def test_restart_mid_window_loses_nothing_and_resends_nothing(
     _send(kafka_bootstrap, raw, [_item(f"a{i}", -120 + 10 * i, f"ACME falls early {i}") for i in range(3)]
           + [_item(f"b{i}", 5 + 10 * i, f"ACME falls again {i}") for i in range(2)])
     with WebhookSink() as sink:
-        settings = _settings(kafka_bootstrap, raw, scored, dlq, group, sink.url, tmp_path / "outbox.sqlite")
+        settings = daemon_settings(kafka_bootstrap, raw, scored, dlq, group, sink.url, tmp_path / "outbox.sqlite")
         first = Daemon(settings, _pipeline()).run(idle_exit_s=1.0)
         assert [(a.key, a.window_start) for a in first.alerts] == [("ACME", T0 - timedelta(hours=2))]
         # after the restart: one more negative in [14:00, 15:00) and an item that closes the window
