@@ -7,7 +7,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := build/stamps
+# install stamps live in the virtualenv: a checkout used with two VENVs installs into each
+STAMP := $(VENV)/.finsentry-stamps
 PYTEST_ARGS ?=
 
 .PHONY: demo test install install-dev browser clean
