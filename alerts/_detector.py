@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ._alert import Alert
 from ._baseline import EwmaBaseline
 from ._lifecycle import AlertLifecycle
-from ._result import WindowResult
+from ._result import WindowInterest, WindowResult
 from ._rules import Rule, compile_rule
 from ._significance import binomial_sf, cohens_h, severity_for
 
@@ -76,6 +76,10 @@ class ThresholdDetector:
         if w.n_negative >= self._min_negative and w.neg_share >= self._min_neg_share:
             return Alert.from_window(w, self._rule)
         return None
+
+    def window_interest(self) -> WindowInterest:
+        """The windows this detector can act on: those with at least ``min_negative`` negative items."""
+        return WindowInterest(self._min_negative, frozenset(), None)
 
     def evaluate_windows(self, closed: Sequence[WindowResult], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
         """``evaluate`` over ``closed`` in order (the other arguments are unused)."""
@@ -180,6 +184,16 @@ class SpikeDetector:
             and stats["p_value"] <= self.alpha
             and all(rule(stats) for rule in self.rules)
         )
+
+    def window_interest(self) -> WindowInterest:
+        """The windows this detector can act on now (pass it to ``EventTimeWindows.advance``).
+
+        A closed window changes nothing here unless it can fire (``n_negative
+        >= min_negative``), its key has an open episode, or the baseline
+        learns from it (it starts on ``baseline_phase_ms``): every other
+        window would go through ``evaluate_windows`` without effect.
+        """
+        return WindowInterest(self.min_negative, self.lifecycle.open_keys, self.baseline_phase_ms)
 
     def evaluate_windows(self, closed: Sequence[WindowResult], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
         """Run the detector over closed windows, in the order given, then over the watermark.

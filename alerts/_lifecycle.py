@@ -48,6 +48,11 @@ class AlertLifecycle:
         return len(self._open)
 
     @property
+    def open_keys(self) -> frozenset[tuple[str, str]]:
+        """The keys with an open episode."""
+        return frozenset(self._open)
+
+    @property
     def open_episodes(self) -> dict[tuple[str, str], Episode]:
         """The open episodes (a copy)."""
         return dict(self._open)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:  # typing only: importing ``inference`` loads ONNX Runtime
     from inference._scored import ScoredItem
 
-__all__ = ["EVIDENCE_LIMIT", "Evidence", "LazyEvidence", "WindowResult"]
+__all__ = ["EVIDENCE_LIMIT", "Evidence", "LazyEvidence", "WindowInterest", "WindowResult"]
 
 #: The most evidence items a window result (and so an alert) carries.
 EVIDENCE_LIMIT: int = 10
@@ -135,3 +135,24 @@ class WindowResult(NamedTuple):
     mean_score: float
     evidence: Sequence[Evidence]
     model_versions: tuple[str, ...]
+
+
+class WindowInterest(NamedTuple):
+    """Which closed windows a detector can act on; the window operator may close the rest silently.
+
+    A detector ignores a closed window unless its negative count reaches
+    ``min_negative``, it learns from it, or its key has an open episode.
+    ``EventTimeWindows.advance`` returns a superset of those (see there), so
+    the alerts are the same as with every window returned.
+
+    Attributes:
+        min_negative: the least negative count a window can fire with, >= 1.
+        keys: ``(key_type, key)`` pairs whose every window is wanted (open episodes).
+        learn_phase_ms: windows whose start minus this is a multiple of their
+            size are wanted (the detector learns its baseline from them), ms;
+            None when the detector learns from none.
+    """
+
+    min_negative: int
+    keys: frozenset[tuple[str, str]]
+    learn_phase_ms: int | None

@@ -10,11 +10,20 @@ Windows
     ``ticker`` (each distinct ticker), ``topic`` (its topic, when it has one)
     and ``market`` (key ``"*"``: every item), as selected by ``key_types``.
 
+Panes
+    Items are stored once per key, in the ``hop_ms``-long pane holding their
+    event time (pane ``[p - hop_ms, p)``, named by its end ``p``); window ``[e - size_ms, e)`` is the union of its
+    ``size_ms / hop_ms`` panes when it closes. A pane is dropped when its last
+    window (ending ``p + size_ms - hop_ms``) has closed.
+
 Repeated stories
     Inside one window of one key, an item counts once per *story*: its
     ``story_key`` (the lower-cased words of its title; the item id when it has
     no title). The same headline from several sources, or re-sent, counts
-    once (the first copy is kept); ``duplicate_count`` counts the others.
+    once: the first copy to arrive among those in the window (later copies
+    are kept aside, so if a rebalance revokes the first copy's partition the
+    next surviving copy counts); ``duplicate_count`` counts the later copies
+    per pane and key.
 
 Watermark rule
     * Per partition: ``max event time seen on that partition -
@@ -51,9 +60,13 @@ Rebalances
     from the scored topic, counts them.
 
 Cost
-    Closing a window builds its counts only; its evidence (the most negative
-    items) is ranked lazily (``alerts._result.LazyEvidence``) because the
-    detector reads it only for the few windows that fire.
+    Inserting an item costs one dict insert per key whatever the hop.
+    ``advance(idle, interest)`` builds results only for the windows a
+    detector can act on (``WindowInterest``: may fire, key with an open
+    episode, baseline learning) and counts the others in ``closed_count``;
+    a result's evidence (the most negative items) is ranked lazily
+    (``alerts._result.LazyEvidence``) because the detector reads it only for
+    the few windows that fire.
 
 There is no wall clock anywhere in this module.
 """
@@ -66,7 +79,7 @@ import re
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
-from ._result import LazyEvidence, WindowResult
+from ._result import LazyEvidence, WindowInterest, WindowResult
 
 if TYPE_CHECKING:  # typing only: importing ``inference`` loads ONNX Runtime
     from inference._scored import ScoredItem
@@ -96,8 +109,22 @@ def story_key(item: ScoredItem) -> str:
     return _title_key(item.title) or "id:" + item.item_id
 
 
+#: A window entry: ``(partition, item, seq, min_end_ms, story)``; ``seq`` orders arrivals (first copy of
+#: a story wins), ``min_end_ms`` is the end of the first window the item may join (later for an item
+#: some of whose windows had closed when it arrived).
+_Entry = tuple[int, "ScoredItem", int, int, str]
+_Key = tuple[str, str]
+
+
 class EventTimeWindows:
     """Tumbling or hopping event-time windows per key, with a partition watermark.
+
+    Items are kept in *panes*, ``hop_ms`` long (Li et al. 2005, "No pane, no
+    gain: efficient evaluation of sliding-window aggregates over data
+    streams", SIGMOD Record 34(1)): an item is stored once per key, in the
+    pane holding its event time, and a hopping window is the union of its
+    ``size_ms / hop_ms`` panes when it closes. With ``hop_ms == size_ms`` a
+    pane is a window.
 
     Not thread-safe: drive it from the consumer loop.
 
@@ -133,14 +160,23 @@ class EventTimeWindows:
             raise ValueError(f"key_types must be a non-empty subset of {KEY_TYPES}, got {key_types!r}")
         self._size_ms = int(size_ms)
         self._hop_ms = int(hop)
+        self._span_ms = self._size_ms - self._hop_ms  # a pane's end -> the end of its last window
         self._lateness_ms = int(allowed_lateness_ms)
         self._kinds = kinds
         self._max_event_ms: dict[int, int] = {}
         self._assigned: set[int] = set()
         self._watermark_ms: int | None = None
         self._ticker_only = kinds == ("ticker",)
-        # window end (ms) -> (key_type, key) -> story key -> (partition, first copy of the item)
-        self._open: dict[int, dict[tuple[str, str], dict[str, tuple[int, ScoredItem]]]] = {}
+        # pane end (ms) -> key -> story -> the story's first copy in the pane
+        self._panes: dict[int, dict[_Key, dict[str, _Entry]]] = {}
+        # pane end (ms) -> key -> later copies of the pane's stories (kept for rebalances and partial lateness)
+        self._copies: dict[int, dict[_Key, list[_Entry]]] = {}
+        self._pane_negatives: dict[int, dict[_Key, int]] = {}  # pane end -> key -> negative entries (copies too)
+        self._seq = 0
+        self._frontier_ms: int | None = None  # every window ending at or before this was closed once
+        self._closed_seq: dict[int, int] = {}  # window end -> last entry seq it was closed with
+        self._reopened: set[int] = set()  # window ends <= frontier with entries added since (a rebalance)
+        self._closed_count = 0
         self._late_count = 0
         self._partial_late_count = 0
         self._duplicate_count = 0
@@ -174,13 +210,39 @@ class EventTimeWindows:
 
     @property
     def open_windows(self) -> int:
-        """Number of (key, window) pairs that hold items and are not closed yet."""
-        return sum(len(keys) for keys in self._open.values())
+        """Number of (key, window) pairs that hold items and are not closed yet (O(items held))."""
+        ends: dict[_Key, set[int]] = {}
+        for pane_end, key, first in self._pane_keys():
+            ends.setdefault(key, set()).update(self._open_ends(first, pane_end + self._span_ms))
+        return sum(len(e) for e in ends.values())
 
     @property
     def oldest_open_start_ms(self) -> int | None:
         """Start (epoch ms UTC) of the oldest open window, None when none is open."""
-        return min(self._open) - self._size_ms if self._open else None
+        oldest: int | None = None
+        for pane_end, _, first in self._pane_keys():
+            for end in self._open_ends(first, pane_end + self._span_ms):
+                oldest = end if oldest is None else min(oldest, end)
+                break
+        return None if oldest is None else oldest - self._size_ms
+
+    def _pane_keys(self) -> Iterable[tuple[int, _Key, int]]:
+        """``(pane end, key, end of the first window an entry of it may join)`` for every key of every pane."""
+        for pane_end, pane in self._panes.items():
+            copies = self._copies.get(pane_end, {})
+            for key, stories in pane.items():
+                entries = [*stories.values(), *copies.get(key, ())]
+                yield pane_end, key, max(pane_end, min(e[3] for e in entries))
+
+    def _open_ends(self, first_ms: int, last_ms: int) -> Iterable[int]:
+        """Window ends in ``[first_ms, last_ms]`` not closed yet (ascending)."""
+        f = self._frontier_ms
+        return (e for e in range(first_ms, last_ms + 1, self._hop_ms) if f is None or e > f or e in self._reopened)
+
+    @property
+    def closed_count(self) -> int:
+        """(key, window) pairs closed since construction, whether ``advance`` returned them or not."""
+        return self._closed_count
 
     @property
     def late_count(self) -> int:
@@ -194,7 +256,12 @@ class EventTimeWindows:
 
     @property
     def duplicate_count(self) -> int:
-        """(item, window, key) triples ignored because the story was already in that window."""
+        """Copies of a story ignored because their key's pane already held it.
+
+        A pane is a window for tumbling windows; for hopping windows a copy
+        repeating a story of another pane is also counted once per window,
+        but is not added here.
+        """
         return self._duplicate_count
 
     # -- input --------------------------------------------------------------------
@@ -243,13 +310,13 @@ class EventTimeWindows:
         closed = self._closed_through(partition)
         return 0 if closed is None else max(0, closed - event_ms)
 
-    def _keys_of(self, item: ScoredItem) -> list[tuple[str, str]]:
+    def _keys_of(self, item: ScoredItem) -> list[_Key]:
         if self._ticker_only:
             tickers = item.tickers
             if len(tickers) == 1:
                 return [("ticker", tickers[0])] if tickers[0] else []
             return [("ticker", t) for t in dict.fromkeys(tickers) if t]
-        keys: list[tuple[str, str]] = []
+        keys: list[_Key] = []
         for kind in self._kinds:
             if kind == "ticker":
                 keys.extend(("ticker", t) for t in dict.fromkeys(item.tickers) if t)
@@ -278,8 +345,9 @@ class EventTimeWindows:
         closed = self._watermark_ms
         if max_ms is not None and (closed is None or max_ms - self._lateness_ms > closed):
             closed = max_ms - self._lateness_ms
-        last_end = event_ms - event_ms % self._hop_ms + self._size_ms
-        if closed is not None and last_end <= closed:
+        hop = self._hop_ms
+        pane_end = event_ms - event_ms % hop + hop
+        if closed is not None and pane_end + self._span_ms <= closed:
             self._late_count += 1
             return max(0, closed - event_ms)
         if max_ms is None or event_ms > max_ms:
@@ -287,34 +355,40 @@ class EventTimeWindows:
         keys = self._keys_of(item)
         if not keys:
             return None
-        entry = (partition, item)
-        if story is None:
-            story = story_key(item)
-        if self._hop_ms == self._size_ms:
-            self._put(last_end, keys, story, entry)
-            return None
-        partial = False
-        for end_ms in range(last_end - self._size_ms + self._hop_ms, last_end + 1, self._hop_ms):
-            if closed is not None and end_ms <= closed:
-                partial = True
-            else:
-                self._put(end_ms, keys, story, entry)
-        self._partial_late_count += partial
+        min_end = pane_end
+        if closed is not None and closed >= pane_end:  # some of its (hopping) windows have closed
+            min_end = closed - closed % hop + hop
+            self._partial_late_count += 1
+        self._seq += 1
+        self._put(pane_end, keys, (partition, item, self._seq, min_end, story_key(item) if story is None else story))
         return None
 
-    def _put(self, end_ms: int, keys: list[tuple[str, str]], story: str, entry: tuple[int, ScoredItem]) -> None:
-        """Add ``entry`` (partition, item) under ``story`` to window ``end_ms`` of each key; first copy wins."""
-        window = self._open.get(end_ms)
-        if window is None:
-            window = self._open[end_ms] = {}
+    def _put(self, pane_end: int, keys: list[_Key], entry: _Entry) -> None:
+        """Add ``entry`` to pane ``pane_end`` of each key; a later copy of a story is kept aside
+        (``_copies``: it counts where the first is not eligible or was revoked) and counted as a duplicate."""
+        pane = self._panes.get(pane_end)
+        if pane is None:
+            pane = self._panes[pane_end] = {}
+        negative = entry[1].label == "negative"
+        story = entry[4]
         for key in keys:
-            stories = window.get(key)
+            stories = pane.get(key)
             if stories is None:
-                window[key] = {story: entry}
-            elif story in stories:
-                self._duplicate_count += 1
-            else:
+                pane[key] = {story: entry}
+            elif story not in stories:
                 stories[story] = entry
+            else:
+                self._duplicate_count += 1
+                self._copies.setdefault(pane_end, {}).setdefault(key, []).append(entry)
+            if negative:
+                counts = self._pane_negatives.get(pane_end)
+                if counts is None:
+                    self._pane_negatives[pane_end] = {key: 1}
+                else:
+                    counts[key] = counts.get(key, 0) + 1
+        frontier = self._frontier_ms
+        if frontier is not None and entry[3] <= frontier:  # joins windows closed before (after a rebalance)
+            self._reopened.update(range(entry[3], min(frontier, pane_end + self._span_ms) + 1, self._hop_ms))
 
     def restore(self, partition: int, item: ScoredItem, closed_through_ms: int) -> None:
         """Put back an item read again from the scored topic after a restart or rebalance.
@@ -336,11 +410,13 @@ class EventTimeWindows:
         keys = self._keys_of(item)
         if not keys:
             return
-        story = story_key(item)
-        entry = (partition, item)
-        for _, end_ms in self.windows_of(item.published_ms):
-            if end_ms > floor:
-                self._put(end_ms, keys, story, entry)
+        hop = self._hop_ms
+        pane_end = item.published_ms - item.published_ms % hop + hop
+        min_end = max(pane_end, floor - floor % hop + hop)
+        if min_end > pane_end + self._span_ms:
+            return
+        self._seq += 1
+        self._put(pane_end, keys, (partition, item, self._seq, min_end, story_key(item)))
 
     def add(self, partition: int, item: ScoredItem) -> bool:
         """``add_item`` as a bool: False when the item is late, True otherwise."""
@@ -356,13 +432,15 @@ class EventTimeWindows:
         count them. The operator watermark is then recomputed by the next
         ``advance`` from the partitions that remain and those declared next
         (it may move back, once: a newly assigned partition can be behind);
-        windows already closed stay closed. Call it after every rebalance,
-        with the partitions actually lost (possibly none). Revoking a
-        partition never seen is harmless.
+        windows already closed stay closed, except that items arriving for
+        them after this (from newly assigned partitions) are counted in them
+        and they are closed again with those items only. Call it after every
+        rebalance, with the partitions actually lost (possibly none).
+        Revoking a partition never seen is harmless.
 
-        Limits: a story kept from a revoked partition whose duplicate from a
-        kept partition was ignored leaves the window with it; ``market`` and
-        ``topic`` windows mix partitions, so across daemons they are split.
+        A story whose first copy came from a revoked partition is counted
+        from its next surviving copy, if any. Limit: ``market`` and ``topic``
+        windows mix partitions, so across daemons they are split.
 
         Args:
             partitions: partition numbers no longer assigned.
@@ -374,21 +452,25 @@ class EventTimeWindows:
         self._watermark_ms = None
         if not gone:
             return
-        for end_ms in list(self._open):
-            window = self._open[end_ms]
-            for key in list(window):
-                stories = window[key]
-                kept = {s: e for s, e in stories.items() if e[0] not in gone}
-                if not kept:
-                    del window[key]
-                elif len(kept) != len(stories):
-                    window[key] = kept
-            if not window:
-                del self._open[end_ms]
+        for pane_end in list(self._panes):
+            entries = [e for stories in self._panes[pane_end].values() for e in stories.values()]
+            entries += [e for copies in self._copies.get(pane_end, {}).values() for e in copies]
+            if all(e[0] not in gone for e in entries):
+                continue
+            keyed = [(key, e) for key, stories in self._panes.pop(pane_end).items() for e in stories.values()]
+            keyed += [(key, e) for key, copies in self._copies.pop(pane_end, {}).items() for e in copies]
+            self._pane_negatives.pop(pane_end, None)
+            duplicates, reopened = self._duplicate_count, set(self._reopened)
+            for key, e in sorted(keyed, key=lambda ke: ke[1][2]):  # put the survivors back in arrival order
+                if e[0] not in gone:
+                    self._put(pane_end, [key], e)
+            self._duplicate_count, self._reopened = duplicates, reopened
 
     # -- output -------------------------------------------------------------------
 
-    def advance(self, idle_partitions: Collection[int] = ()) -> list[WindowResult]:
+    def advance(
+        self, idle_partitions: Collection[int] = (), interest: WindowInterest | None = None
+    ) -> list[WindowResult]:
         """Recompute the operator watermark and close the windows it passed.
 
         Args:
@@ -396,6 +478,16 @@ class EventTimeWindows:
                 (e.g. the consumer is at their end offset); they do not hold
                 the watermark back. Partitions neither seen nor declared are
                 ignored.
+            interest: which closed windows the caller (a detector) can act on
+                (``WindowInterest``); None returns every closed window. With
+                it, a window is returned when its key's negative count may
+                reach ``min_negative`` (panes' counts summed: an upper bound),
+                or it starts on the learning phase, or its key is in ``keys``
+                or reaches ``min_negative`` in any window this call closes (so
+                an episode opened by this call sees every later window of its
+                key). The others are closed all the same and counted in
+                ``closed_count``; building their results would be most of the
+                work for hopping windows, and the detector would ignore them.
 
         Returns:
             The results of the windows closed by this call, ordered by
@@ -410,25 +502,110 @@ class EventTimeWindows:
             if self._watermark_ms is None or candidate > self._watermark_ms:
                 self._watermark_ms = candidate
         watermark = self._watermark_ms
-        if watermark is None:
+        if watermark is None or not self._panes:
             return []
-        due = [e for e in self._open if e <= watermark]
+        due = self._due_ends(watermark)
         if not due:
             return []
-        due.sort()
-        results: list[WindowResult] = []
-        result = self._result
-        for end_ms in due:
-            keys = self._open.pop(end_ms)
-            for key in sorted(keys):
-                results.append(result(key, end_ms, keys[key]))
+        results = self._close(due, interest)
+        self._forget(due, watermark)
         return results
 
-    def _result(self, key: tuple[str, str], end_ms: int, stories: dict[str, tuple[int, ScoredItem]]) -> WindowResult:
-        if len(stories) == 1:  # the most common window on sparse feeds (tweets, ratings): no lists
-            (entry,) = stories.values()
-            return _single(key, end_ms - self._size_ms, end_ms, entry[1])
-        items = [entry[1] for entry in stories.values()]
+    def _due_ends(self, watermark: int) -> list[int]:
+        """Window ends ``<= watermark`` that hold items and were not closed yet, ascending."""
+        hop, span, f = self._hop_ms, self._span_ms, self._frontier_ms
+        first = None if f is None else f - f % hop + hop
+        ends: set[int] = set()
+        for pane_end in self._panes:
+            lo = pane_end if first is None else max(pane_end, first)
+            ends.update(range(lo, min(pane_end + span, watermark) + 1, hop))
+        ends.update(e for e in self._reopened if e <= watermark)
+        return sorted(ends)
+
+    def _close(self, due: list[int], interest: WindowInterest | None) -> list[WindowResult]:
+        hop, span, size, panes = self._hop_ms, self._span_ms, self._size_ms, self._panes
+        wanted: dict[int, set[_Key]] = {}
+        watch: set[_Key] = set()
+        if interest is not None:
+            phase = interest.learn_phase_ms
+            for end in due:
+                if end in self._reopened or (phase is not None and (end - size - phase) % size == 0):
+                    continue
+                wanted[end] = self._may_reach(end, interest.min_negative)
+                watch |= wanted[end]
+            watch |= interest.keys
+        results: list[WindowResult] = []
+        for end in due:
+            held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
+            keys: set[_Key] = set().union(*held)
+            self._closed_count += len(keys)
+            chosen = wanted.get(end)
+            if chosen is not None:
+                keys = chosen | (watch & keys)
+            since = self._closed_seq.get(end, 0) if end in self._reopened else 0
+            for key in sorted(keys):
+                result = self._result(key, end, held, since)
+                if result is not None:
+                    results.append(result)
+        return results
+
+    def _may_reach(self, end_ms: int, min_negative: int) -> set[_Key]:
+        """Keys whose panes in window ``end_ms`` hold at least ``min_negative`` negative entries."""
+        total: dict[_Key, int] = {}
+        for pane_end in range(end_ms - self._span_ms, end_ms + 1, self._hop_ms):
+            counts = self._pane_negatives.get(pane_end)
+            if counts:
+                if total:
+                    for key, n in counts.items():
+                        total[key] = total.get(key, 0) + n
+                else:
+                    total = dict(counts)
+        return {key for key, n in total.items() if n >= min_negative}
+
+    def _forget(self, due: list[int], watermark: int) -> None:
+        """Record ``due`` as closed and drop the panes whose every window has closed."""
+        seq = self._seq
+        for end in due:
+            self._closed_seq[end] = seq
+            self._reopened.discard(end)
+        if self._frontier_ms is None or watermark > self._frontier_ms:
+            self._frontier_ms = watermark
+        span = self._span_ms
+        for pane_end in [p for p in self._panes if p + span <= watermark]:
+            del self._panes[pane_end]
+            self._pane_negatives.pop(pane_end, None)
+            self._copies.pop(pane_end, None)
+        oldest = min(self._panes, default=None)
+        self._closed_seq = {e: s for e, s in self._closed_seq.items() if oldest is not None and e >= oldest}
+
+    def _result(self, key: _Key, end_ms: int, held: list[dict[_Key, dict[str, _Entry]]], since: int) -> WindowResult | None:
+        """The result of window ``end_ms`` of ``key`` from its panes ``held``; None when it holds nothing new.
+
+        An entry counts when ``min_end <= end_ms`` and ``seq > since``; of
+        the copies of one story the first to arrive (lowest ``seq``) counts.
+        """
+        parts = [stories.values() for pane in held if (stories := pane.get(key)) is not None]
+        copies = self._copies.get(end_ms)
+        if len(parts) == 1 and not self._span_ms and not since and not (copies and key in copies):  # tumbling
+            items = [entry[1] for entry in parts[0]]
+        else:
+            for pane_end in range(end_ms - self._span_ms, end_ms + 1, self._hop_ms):
+                copies = self._copies.get(pane_end)
+                if copies and key in copies:
+                    parts.append(copies[key])
+            first: dict[str, _Entry] = {}
+            for entries in parts:
+                for entry in entries:
+                    if entry[3] > end_ms or entry[2] <= since:
+                        continue
+                    kept = first.get(entry[4])
+                    if kept is None or entry[2] < kept[2]:
+                        first[entry[4]] = entry
+            items = [entry[1] for entry in first.values()]
+        if not items:
+            return None
+        if len(items) == 1:  # the most common window on sparse feeds (tweets, ratings): no lists
+            return _single(key, end_ms - self._size_ms, end_ms, items[0])
         n = len(items)
         labels = [it.label for it in items]
         n_negative = labels.count("negative")

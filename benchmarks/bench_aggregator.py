@@ -55,19 +55,17 @@ def run_once(items: list[ScoredItem], stories: list[str], hop_min: int | None, a
     windows = EventTimeWindows(60 * 60_000, 10 * 60_000, None if hop_min is None else hop_min * 60_000)
     detector = SpikeDetector(5, 0.6)
     windows.assign_partitions([0])
-    closed_n = alerts_n = 0
+    alerts_n = 0
     start = time.perf_counter()
     for i, (item, story) in enumerate(zip(items, stories), 1):
         windows.add_item(0, item, story)
         if i % advance_every == 0:
-            closed = windows.advance()
-            closed_n += len(closed)
+            closed = windows.advance((), detector.window_interest())
             alerts_n += len(detector.evaluate_windows(closed, windows.watermark_ms, windows.hop_ms))
     windows.heartbeat(0, items[-1].published_ms + 3 * 3_600_000)
-    closed = windows.advance()
-    closed_n += len(closed)
+    closed = windows.advance((), detector.window_interest())
     alerts_n += len(detector.evaluate_windows(closed, windows.watermark_ms, windows.hop_ms))
-    return len(items) / (time.perf_counter() - start), closed_n, alerts_n
+    return len(items) / (time.perf_counter() - start), windows.closed_count, alerts_n
 
 
 def main() -> None:

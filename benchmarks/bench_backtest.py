@@ -86,7 +86,7 @@ def main() -> int:
         len(scored), lambda: replay_scored(scored, build_pipeline(settings, scorer=scorer), batch), args.runs)
     result = {
         "feed": str(args.feed), "items": len(items), "scored": len(scored), "scored_before_timing": missing,
-        "alerts": len(full_out["o"].alerts), "windows_closed": len(full_out["o"].windows),
+        "alerts": len(full_out["o"].alerts), "windows_closed": full_out["o"].windows_closed,
         "settings": {"windows": settings.windows.model_dump(), "detector": settings.detector.model_dump()},
         "cache_items_per_s": round(cache_rate), "full_items_per_s": round(full_rate),
         "windows_items_per_s": round(win_rate),

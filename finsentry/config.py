@@ -107,10 +107,13 @@ class BatchSettings(_Section):
 
 
 class WindowSettings(_Section):
-    """Event-time windows (tumbling, or hopping when ``hop_minutes`` is set) per key."""
+    """Event-time windows per key: hopping by ``hop_minutes`` (tumbling when it equals ``size_minutes``)."""
 
     size_minutes: float = Field(default=60, gt=0, le=7 * 24 * 60)
-    hop_minutes: float | None = Field(default=None, gt=0, description="hopping windows: must divide size_minutes")
+    hop_minutes: float | None = Field(
+        default=5, gt=0,
+        description="distance between window starts, must divide size_minutes; = size_minutes (or null) for tumbling",
+    )
     allowed_lateness_minutes: float = Field(default=10, ge=0, le=7 * 24 * 60)
     key_types: list[Literal["ticker", "topic", "market"]] = Field(default=["ticker"], min_length=1)
     max_future_minutes: float = Field(
@@ -128,7 +131,10 @@ class WindowSettings(_Section):
         if self.hop_minutes is not None:
             size_ms, hop_ms = round(self.size_minutes * 60_000), round(self.hop_minutes * 60_000)
             if hop_ms > size_ms or size_ms % hop_ms:
-                raise ValueError(f"hop_minutes={self.hop_minutes} must divide size_minutes={self.size_minutes}")
+                raise ValueError(
+                    f"hop_minutes={self.hop_minutes} must divide size_minutes={self.size_minutes} "
+                    "(the default hop is 5 minutes; set hop_minutes = size_minutes for tumbling windows)"
+                )
         return self
 
 

@@ -568,8 +568,9 @@ class Daemon:
         """
         self.pipeline.windows.assign_partitions(self._assigned())
         idle = self._idle_partitions() if self.settings.windows.idle_advance else set()
-        closed, alerts = self.pipeline.close_windows(idle)
-        self.stats.windows_closed += len(closed)
+        before = self.pipeline.windows.closed_count
+        _, alerts = self.pipeline.close_windows(idle)
+        self.stats.windows_closed += self.pipeline.windows.closed_count - before
         return alerts
 
     def _rebuild(self) -> None:

@@ -146,7 +146,7 @@ def replay_detector(settings: Settings, items: list[ScoredItem]) -> list[tuple[A
     beat: int | None = None
 
     def close() -> None:
-        closed = windows.advance()
+        closed = windows.advance((), detector.window_interest())
         if closed or detector.__class__.__name__ == "SpikeDetector":
             for alert in detector.evaluate_windows(closed, windows.watermark_ms, windows.hop_ms):
                 if alert.status == "firing":  # decided when the feed's clock reached watermark + lateness

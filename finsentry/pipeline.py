@@ -201,11 +201,16 @@ class Pipeline:
     def close_windows(self, idle_partitions: Collection[int] = ()) -> tuple[list[WindowResult], list[Alert]]:
         """Advance the watermark, close due windows and run the detector on them.
 
+        Only the closed windows the detector can act on are built
+        (``detector.window_interest()``; ``windows.closed_count`` counts them
+        all): the alerts are those of every window.
+
         Returns:
-            ``(closed windows, alerts)``; alerts are firing and (from
-            ``SpikeDetector``) resolved messages, in the order decided.
+            ``(closed windows given to the detector, alerts)``; alerts are
+            firing and (from ``SpikeDetector``) resolved messages, in the
+            order decided.
         """
-        closed = self.windows.advance(idle_partitions)
+        closed = self.windows.advance(idle_partitions, self.detector.window_interest())
         alerts = self.detector.evaluate_windows(closed, self.windows.watermark_ms, self.windows.hop_ms)
         return closed, alerts
 

@@ -144,7 +144,7 @@ def run_backtest(opts: BacktestOptions, settings: Settings) -> BacktestResult:
                      "batch_size": settings.batch.max_batch},
         "pipeline": {"scored": len(outcome.scored), "dead_lettered": len(outcome.dead),
                      "dead_by_reason": dict(Counter(d.reason for d in outcome.dead)), "late": outcome.late,
-                     "windows_closed": len(outcome.windows), "windows_open_at_end": outcome.open_windows,
+                     "windows_closed": outcome.windows_closed, "windows_open_at_end": outcome.open_windows,
                      "alerts": len(outcome.alerts)},
         "timings": timings,
     }
@@ -222,7 +222,7 @@ def _sweep(variants: list[SweepVariant], base: ReplayOutcome, settings: Settings
         pipeline = build_pipeline(vs, scorer=scorer)  # type: ignore[arg-type]
         with tqdm(total=len(base.scored), unit="item", desc=f"sweep {v.label}", disable=_no_bar(opts)) as bar:
             outcome = replay_scored(base.scored, pipeline, vs.batch.max_batch, on_batch=bar.update)
-        row: dict[str, Any] = {**v.overrides, "alerts": len(outcome.alerts), "windows_closed": len(outcome.windows),
+        row: dict[str, Any] = {**v.overrides, "alerts": len(outcome.alerts), "windows_closed": outcome.windows_closed,
                                "late": outcome.late, "seconds": round(time.perf_counter() - t, 3)}
         if prices is not None:
             from ._event_study import run_event_study

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from alerts import Alert, WindowResult
+from alerts import Alert
 from finsentry.pipeline import Pipeline
 from inference import ScoredItem
 from ingest import DeadLetter, NewsItem, record_key
@@ -66,7 +66,7 @@ class ReplayOutcome:
         scored: scored items in processing order.
         dead: records that could not be decoded or scored.
         late: items rejected by the windows as late.
-        windows: closed window results, in closing order.
+        windows_closed: (key, window) pairs closed (``EventTimeWindows.closed_count``).
         alerts: alerts, ordered by :func:`alert_sort_key`.
         open_windows: windows still open at the end (never closed, as in the daemon).
     """
@@ -74,7 +74,7 @@ class ReplayOutcome:
     scored: list[ScoredItem] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     late: int = 0
-    windows: list[WindowResult] = field(default_factory=list)
+    windows_closed: int = 0
     alerts: list[Alert] = field(default_factory=list)
     open_windows: int = 0
 
@@ -160,10 +160,10 @@ def _finish(pipeline: Pipeline, out: ReplayOutcome) -> ReplayOutcome:
     _close(pipeline, out, (0,))
     out.alerts.sort(key=alert_sort_key)
     out.open_windows = pipeline.windows.open_windows
+    out.windows_closed = pipeline.windows.closed_count
     return out
 
 
 def _close(pipeline: Pipeline, out: ReplayOutcome, idle: tuple[int, ...]) -> None:
-    closed, alerts = pipeline.close_windows(idle)
-    out.windows.extend(closed)
+    _, alerts = pipeline.close_windows(idle)
     out.alerts.extend(alerts)

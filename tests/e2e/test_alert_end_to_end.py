@@ -34,7 +34,7 @@ TWEETS_VALID = DATA / "twitter_financial_news_sentiment" / "sent_valid.csv"
 SLICE_START = datetime(2020, 5, 1, tzinfo=timezone.utc)
 SLICE_END = datetime(2020, 6, 11, tzinfo=timezone.utc)
 BURST_TICKER = "ABBV"
-BURST_START = datetime(2020, 5, 19, 14, 2, tzinfo=timezone.utc)  # window [14:00, 15:00) UTC
+BURST_START = datetime(2020, 5, 19, 14, 2, tzinfo=timezone.utc)
 BURST_SIZE = 8
 
 
@@ -115,8 +115,10 @@ def test_burst_gives_exactly_one_alert_for_its_ticker_and_window(
     assert all(o.status == "resolved" and o.alert_id == alert.alert_id for o in others), others
     assert len(others) <= 1
     assert alert.key == BURST_TICKER
-    assert alert.window_start == datetime(2020, 5, 19, 14, 0, tzinfo=timezone.utc)
-    assert alert.window_end == datetime(2020, 5, 19, 15, 0, tzinfo=timezone.utc)
+    # default windows: 60 min hopping by 5; the first to fire is the first that ends after the 5th burst item
+    fifth = BURST_START + timedelta(minutes=6 * 4)
+    first_end = fifth.replace(minute=fifth.minute - fifth.minute % 5, second=0) + timedelta(minutes=5)
+    assert (alert.window_start, alert.window_end) == (first_end - timedelta(minutes=60), first_end)
     assert alert.n_negative >= 5
     assert sum(e.item_id.startswith("burst-") for e in alert.evidence) >= 5
     assert headers.get("webhook-id") == alert.alert_id

@@ -40,7 +40,7 @@ T0 = datetime(2015, 3, 2, 14, 0, tzinfo=timezone.utc)  # a Monday, 09:00 New Yor
 
 def _settings(**detector: float):
     return load_settings(
-        windows={"size_minutes": 60, "allowed_lateness_minutes": 10},
+        windows={"size_minutes": 60, "hop_minutes": 60, "allowed_lateness_minutes": 10},  # tumbling
         detector={"kind": "threshold", "min_negative": 3, "min_neg_share": 0.6, **detector},
         model={"path": MODELS, "device": "cpu"},
     )
@@ -139,7 +139,7 @@ def test_the_fast_path_over_scored_items_gives_the_full_paths_alerts(tmp_path: P
         fast = replay_scored(full.scored, build_pipeline(settings, scorer=scorer), batch_size=64)
         assert len(full.alerts) >= 3
         assert [a.to_json() for a in fast.alerts] == [a.to_json() for a in full.alerts]
-        assert (fast.late, len(fast.windows), fast.open_windows) == (full.late, len(full.windows), full.open_windows)
+        assert (fast.late, fast.windows_closed, fast.open_windows) == (full.late, full.windows_closed, full.open_windows)
 
 
 def test_feed_records_are_partition_zero_in_event_time_order() -> None:
@@ -154,11 +154,11 @@ def test_feed_records_are_partition_zero_in_event_time_order() -> None:
 
 
 def test_sweep_parsing_and_validation() -> None:
-    sweep = parse_sweep(["detector.min_negative=2,4", "windows.size_minutes=30,60"])
+    sweep = parse_sweep(["detector.min_negative=2,4", "windows.size_minutes=60,120"])
     variants = expand_sweep(sweep, _settings())
     assert [v.overrides for v in variants][:2] == [
-        {"detector.min_negative": 2, "windows.size_minutes": 30.0},
-        {"detector.min_negative": 2, "windows.size_minutes": 60.0}]
+        {"detector.min_negative": 2, "windows.size_minutes": 60.0},
+        {"detector.min_negative": 2, "windows.size_minutes": 120.0}]
     assert len(variants) == 4
     assert apply_overrides(_settings(), {"detector.min_neg_share": "0.25"}).detector.min_neg_share == 0.25
     with pytest.raises(SweepError, match="expected key=v1,v2"):

@@ -129,6 +129,7 @@ def test_report_references_only_plots_that_exist_and_decode(tmp_path: Path) -> N
     feed = tmp_path / "feed.jsonl"
     feed.write_bytes(b"".join(it.to_json() + b"\n" for it in items))
     settings = load_settings(detector={"kind": "threshold", "min_negative": 5, "min_neg_share": 0.6},
+                             windows={"hop_minutes": 60},  # tumbling: one window, one alert
                              model={"path": REPO_ROOT / "models", "device": "cpu"})
     scorer = CachingScorer(REPO_ROOT / "models", tmp_path / "cache", "cpu")
     for it in items:

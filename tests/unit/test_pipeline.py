@@ -39,7 +39,7 @@ def _rec(offset: int, title: str, minutes: float, ticker: str = "ACME") -> Rec:
 
 def test_burst_alerts_once_after_the_watermark_passes() -> None:
     settings = load_settings(
-        windows={"size_minutes": 60, "allowed_lateness_minutes": 10},
+        windows={"size_minutes": 60, "hop_minutes": 60, "allowed_lateness_minutes": 10},  # tumbling
         detector={"min_negative": 5, "min_neg_share": 0.6},
         model={"path": REPO_ROOT / "models", "device": "cpu"},
     )

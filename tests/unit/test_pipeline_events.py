@@ -44,7 +44,7 @@ def scorer() -> Scorer:
 
 def _pipeline(scorer: Scorer, **windows: object) -> Pipeline:
     settings = load_settings(
-        windows={"size_minutes": 60, "allowed_lateness_minutes": 10, **windows},
+        windows={"size_minutes": 60, "hop_minutes": 60, "allowed_lateness_minutes": 10, **windows},  # tumbling
         detector={"min_negative": 5, "min_neg_share": 0.6},
         model={"path": REPO_ROOT / "models", "device": "cpu"},
     )
