@@ -172,6 +172,7 @@ class EventTimeWindows:
         # pane end (ms) -> key -> later copies of the pane's stories (kept for rebalances and partial lateness)
         self._copies: dict[int, dict[_Key, list[_Entry]]] = {}
         self._pane_negatives: dict[int, dict[_Key, int]] = {}  # pane end -> key -> negative entries (copies too)
+        self._partial_panes: set[int] = set()  # panes holding an entry that misses some of their windows
         self._seq = 0
         self._frontier_ms: int | None = None  # every window ending at or before this was closed once
         self._closed_seq: dict[int, int] = {}  # window end -> last entry seq it was closed with
@@ -386,6 +387,8 @@ class EventTimeWindows:
                     self._pane_negatives[pane_end] = {key: 1}
                 else:
                     counts[key] = counts.get(key, 0) + 1
+        if entry[3] > pane_end:
+            self._partial_panes.add(pane_end)
         frontier = self._frontier_ms
         if frontier is not None and entry[3] <= frontier:  # joins windows closed before (after a rebalance)
             self._reopened.update(range(entry[3], min(frontier, pane_end + self._span_ms) + 1, self._hop_ms))
@@ -562,6 +565,35 @@ class EventTimeWindows:
                     total = dict(counts)
         return {key for key, n in total.items() if n >= min_negative}
 
+    def _items_of(self, key: _Key, end_ms: int, held: list[dict[_Key, dict[str, _Entry]]], since: int) -> list[ScoredItem]:
+        """The items window ``end_ms`` of ``key`` counts.
+
+        An entry counts when ``min_end <= end_ms`` and ``seq > since``; of
+        the copies of one story the first to arrive (lowest ``seq``) counts.
+        Without copies, partially late entries or a re-closing (the common
+        case) that is every entry of the panes, when their stories differ.
+        """
+        parts = [stories for pane in held if (stories := pane.get(key)) is not None]
+        lo, hop, copies, partial = end_ms - self._span_ms, self._hop_ms, self._copies, self._partial_panes
+        plain = not since and not (copies and any(p in copies and key in copies[p] for p in range(lo, end_ms + 1, hop)))
+        if plain and not (partial and any(lo <= p <= end_ms for p in partial)):
+            if len(parts) == 1:
+                return [entry[1] for entry in parts[0].values()]
+            entries = [entry for stories in parts for entry in stories.values()]
+            if len({entry[4] for entry in entries}) == len(entries):
+                return [entry[1] for entry in entries]
+        candidates = [entry for stories in parts for entry in stories.values()]
+        for pane_end in range(lo, end_ms + 1, hop):
+            candidates.extend(copies.get(pane_end, {}).get(key, ()))
+        first: dict[str, _Entry] = {}
+        for entry in candidates:
+            if entry[3] > end_ms or entry[2] <= since:
+                continue
+            kept = first.get(entry[4])
+            if kept is None or entry[2] < kept[2]:
+                first[entry[4]] = entry
+        return [entry[1] for entry in first.values()]
+
     def _forget(self, due: list[int], watermark: int) -> None:
         """Record ``due`` as closed and drop the panes whose every window has closed."""
         seq = self._seq
@@ -575,33 +607,13 @@ class EventTimeWindows:
             del self._panes[pane_end]
             self._pane_negatives.pop(pane_end, None)
             self._copies.pop(pane_end, None)
+            self._partial_panes.discard(pane_end)
         oldest = min(self._panes, default=None)
         self._closed_seq = {e: s for e, s in self._closed_seq.items() if oldest is not None and e >= oldest}
 
     def _result(self, key: _Key, end_ms: int, held: list[dict[_Key, dict[str, _Entry]]], since: int) -> WindowResult | None:
-        """The result of window ``end_ms`` of ``key`` from its panes ``held``; None when it holds nothing new.
-
-        An entry counts when ``min_end <= end_ms`` and ``seq > since``; of
-        the copies of one story the first to arrive (lowest ``seq``) counts.
-        """
-        parts = [stories.values() for pane in held if (stories := pane.get(key)) is not None]
-        copies = self._copies.get(end_ms)
-        if len(parts) == 1 and not self._span_ms and not since and not (copies and key in copies):  # tumbling
-            items = [entry[1] for entry in parts[0]]
-        else:
-            for pane_end in range(end_ms - self._span_ms, end_ms + 1, self._hop_ms):
-                copies = self._copies.get(pane_end)
-                if copies and key in copies:
-                    parts.append(copies[key])
-            first: dict[str, _Entry] = {}
-            for entries in parts:
-                for entry in entries:
-                    if entry[3] > end_ms or entry[2] <= since:
-                        continue
-                    kept = first.get(entry[4])
-                    if kept is None or entry[2] < kept[2]:
-                        first[entry[4]] = entry
-            items = [entry[1] for entry in first.values()]
+        """The result of window ``end_ms`` of ``key`` from its panes ``held``; None when it holds nothing new."""
+        items = self._items_of(key, end_ms, held, since)
         if not items:
             return None
         if len(items) == 1:  # the most common window on sparse feeds (tweets, ratings): no lists
