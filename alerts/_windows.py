@@ -211,11 +211,39 @@ class EventTimeWindows:
 
     @property
     def open_windows(self) -> int:
-        """Number of (key, window) pairs that hold items and are not closed yet (O(items held))."""
-        ends: dict[_Key, set[int]] = {}
+        """Number of (key, window) pairs that hold items and are not closed yet (O(pane-key pairs))."""
+        spans: dict[_Key, list[tuple[int, int]]] = {}
         for pane_end, key, first in self._pane_keys():
-            ends.setdefault(key, set()).update(self._open_ends(first, pane_end + self._span_ms))
-        return sum(len(e) for e in ends.values())
+            spans.setdefault(key, []).append((first, pane_end + self._span_ms))
+        hop, f = self._hop_ms, self._frontier_ms
+        floor = None if f is None else f - f % hop + hop  # the first end not closed yet
+        total = 0
+        for key_spans in spans.values():  # merge each key's runs of window ends on the hop grid
+            run: list[int] | None = None
+            for a, b in sorted(key_spans):
+                a = a if floor is None else max(a, floor)
+                if a > b:
+                    continue
+                if run is not None and a <= run[1] + hop:
+                    run[1] = max(run[1], b)
+                    continue
+                if run is not None:
+                    total += (run[1] - run[0]) // hop + 1
+                run = [a, b]
+            if run is not None:
+                total += (run[1] - run[0]) // hop + 1
+        return total + sum(len(self._reopened_keys(end)) for end in self._reopened)
+
+    def _reopened_keys(self, end_ms: int) -> set[_Key]:
+        """Keys with entries added to window ``end_ms`` since it was closed (after a rebalance)."""
+        since = self._closed_seq.get(end_ms, 0)
+        keys: set[_Key] = set()
+        for pane_end in range(end_ms - self._span_ms, end_ms + 1, self._hop_ms):
+            for key, stories in self._panes.get(pane_end, {}).items():
+                copies = self._copies.get(pane_end, {}).get(key, ())
+                if any(e[2] > since and e[3] <= end_ms for e in (*stories.values(), *copies)):
+                    keys.add(key)
+        return keys
 
     @property
     def oldest_open_start_ms(self) -> int | None:
@@ -225,20 +253,26 @@ class EventTimeWindows:
             for end in self._open_ends(first, pane_end + self._span_ms):
                 oldest = end if oldest is None else min(oldest, end)
                 break
+        for end in self._reopened:
+            if (oldest is None or end < oldest) and self._reopened_keys(end):
+                oldest = end
         return None if oldest is None else oldest - self._size_ms
 
     def _pane_keys(self) -> Iterable[tuple[int, _Key, int]]:
         """``(pane end, key, end of the first window an entry of it may join)`` for every key of every pane."""
         for pane_end, pane in self._panes.items():
+            if pane_end not in self._partial_panes:  # every entry may join every window of the pane
+                yield from ((pane_end, key, pane_end) for key in pane)
+                continue
             copies = self._copies.get(pane_end, {})
             for key, stories in pane.items():
                 entries = [*stories.values(), *copies.get(key, ())]
                 yield pane_end, key, max(pane_end, min(e[3] for e in entries))
 
     def _open_ends(self, first_ms: int, last_ms: int) -> Iterable[int]:
-        """Window ends in ``[first_ms, last_ms]`` not closed yet (ascending)."""
+        """Window ends in ``[first_ms, last_ms]`` never closed yet (ascending)."""
         f = self._frontier_ms
-        return (e for e in range(first_ms, last_ms + 1, self._hop_ms) if f is None or e > f or e in self._reopened)
+        return (e for e in range(first_ms, last_ms + 1, self._hop_ms) if f is None or e > f)
 
     @property
     def closed_count(self) -> int:
@@ -541,11 +575,14 @@ class EventTimeWindows:
         for end in due:
             held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
             keys: set[_Key] = set().union(*held)
+            reopened = end in self._reopened
+            if reopened:  # closed before: only its keys with new entries close again
+                keys = self._reopened_keys(end)
             self._closed_count += len(keys)
             chosen = wanted.get(end)
             if chosen is not None:
                 keys = chosen | (watch & keys)
-            since = self._closed_seq.get(end, 0) if end in self._reopened else 0
+            since = self._closed_seq.get(end, 0) if reopened else 0
             for key in sorted(keys):
                 result = self._result(key, end, held, since)
                 if result is not None:

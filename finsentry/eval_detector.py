@@ -2,9 +2,11 @@
 
 Method
     * Background: a real feed (default: the Benzinga analyst-ratings file),
-      scored once with the configured model; the scores are cached as Parquet
-      under ``var/eval/`` (keyed by model version and feed file), so later
-      runs only replay the window operator and the detector.
+      scored once with the configured model; the scores go to the backtests'
+      score cache (``var/score-cache/``, one Parquet file per model version,
+      keyed by item id: ``finsentry.backtest.CachingScorer``), so later runs,
+      and backtests of the same feed, only replay the window operator and the
+      detector.
     * Bursts: real negative headlines (Bearish tweets of
       ``twitter_financial_news_sentiment/sent_valid.csv``, also scored once and
       cached) injected on a background ticker: ``size`` items spread evenly
@@ -40,7 +42,8 @@ from typing import Any
 from alerts import Alert
 from finsentry.config import REPO_ROOT, Settings
 from finsentry.pipeline import build_detector, build_windows
-from inference import ScoredItem, Scorer, Unscored
+from finsentry.backtest import CachingScorer
+from inference import ScoredItem, Unscored
 from ingest import NewsItem, read_feed
 
 __all__ = ["BurstSpec", "EvalResult", "evaluate_detector", "load_scored"]
@@ -73,27 +76,18 @@ class EvalResult:
     doc: dict[str, Any]
 
 
-def _cache_path(cache_dir: Path, feed: Path, model_version: str) -> Path:
-    stat = feed.stat()
-    return cache_dir / f"{feed.stem}-{stat.st_size}-{int(stat.st_mtime)}-{model_version}.parquet"
+def load_scored(items: list[NewsItem], scorer: CachingScorer, batch: int = 256) -> list[ScoredItem]:
+    """Scores of ``items`` (items without text left are dropped), from the score cache where it has them.
 
-
-def load_scored(items: list[NewsItem], scorer: Scorer, cache: Path, batch: int = 64) -> list[ScoredItem]:
-    """Score ``items`` once and cache the scores as Parquet at ``cache`` (read back when present).
+    New scores are saved to the cache (``scorer.cache.save()``).
 
     Raises:
         OSError: the cache cannot be written.
     """
-    import pandas as pd
-
-    if cache.is_file():
-        frame = pd.read_parquet(cache)
-        return [ScoredItem.from_json(raw) for raw in frame["json"]]
     out: list[ScoredItem] = []
     for i in range(0, len(items), batch):
         out.extend(r for r in scorer.score_items(items[i : i + batch]) if not isinstance(r, Unscored))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"json": [s.to_json().decode() for s in out]}).to_parquet(cache, index=False)
+    scorer.cache.save()
     return out
 
 
@@ -180,19 +174,17 @@ def evaluate_detector(
     bursts: int = 30,
     burst_minutes: int = 30,
     seed: int = 7,
-    cache_dir: Path = REPO_ROOT / "var" / "eval",
+    cache_dir: Path = REPO_ROOT / "var" / "score-cache",
 ) -> EvalResult:
     """Run the evaluation described in the module docstring.
 
     Raises:
         ingest.FeedError: a feed cannot be read; inference errors: the model cannot be loaded.
     """
-    scorer = Scorer(settings.model.path, settings.model.device, settings.model.intra_op_threads)
+    scorer = CachingScorer(settings.model.path, cache_dir, settings.model.device, settings.model.intra_op_threads)
     t0 = time.perf_counter()
-    background = load_scored(read_feed(background_feed).items, scorer,
-                             _cache_path(cache_dir, background_feed, scorer.version))
-    bearish = [s for s in load_scored(_bearish(bearish_csv), scorer,
-                                      _cache_path(cache_dir, bearish_csv, scorer.version)) if s.label == "negative"]
+    background = load_scored(read_feed(background_feed).items, scorer)
+    bearish = [s for s in load_scored(_bearish(bearish_csv), scorer) if s.label == "negative"]
     background.sort(key=lambda s: (s.published_ms, s.item_id))
     scored_s = time.perf_counter() - t0
     ticker_days = _ticker_days(background)

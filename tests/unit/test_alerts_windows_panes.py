@@ -146,8 +146,10 @@ def _drive(w: EventTimeWindows | _Model, ops: list[tuple]) -> list[tuple]:
         elif real:
             out += [((r.key_type, r.key), r.end_ms, r.n, [e.item_id for e in r.evidence], r.n_negative, r.mean_score)
                     for r in w.advance(op[1])]
+            out.append(("open", w.open_windows))
         else:
             out += w.advance(set(op[1]))
+            out.append(("open", sum(len(keys) for keys in w.open.values())))
     return out
 
 
