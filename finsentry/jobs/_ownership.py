@@ -136,8 +136,10 @@ class ClaimGate:
             self._seen.add((job, period))  # this member never tries a period twice, won or lost
         key = self.key(job, period)
         try:
-            offset = self._log.append(key, {"kind": "claim", "member": self.member, "at_ms": now_ms})
-            winner = claim_winner(self._log.read(period_ms - 60_000, through_offset=offset), key)
+            winner = claim_winner(self._log.read(period_ms - 60_000), key)  # claimed already: append nothing
+            if winner is None:
+                offset = self._log.append(key, {"kind": "claim", "member": self.member, "at_ms": now_ms})
+                winner = claim_winner(self._log.read(period_ms - 60_000, through_offset=offset), key)
         except BaseException:
             with self._lock:  # may be tried again (a catch-up); a claim it did append is still its own
                 self._seen.discard((job, period))

@@ -182,6 +182,14 @@ class DaemonJobs:
 
     # -- bookkeeping ----------------------------------------------------------------
 
+    def run_count(self, job: str, result: str) -> float:
+        """``finsentry_scheduled_runs_total{job, result}`` now (0 when never counted)."""
+        for metric in self.runs.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels == {"job": job, "result": result}:
+                    return sample.value
+        return 0.0
+
     def _counted(self, job: str, func: Callable[[], str | None]) -> None:
         """Run ``func``; count its result: its return value (None: ``ok``; ``""``: not counted, a period this
         member had already handled) or ``failed`` when it raises."""
