@@ -230,3 +230,15 @@ def test_jobs_settings_validation_names_the_key(tmp_path: Path) -> None:
     toml.write_text('[jobs]\ndigest_cron = "*/5 * * * * *"\nrefresh_interval_s = 2\n')
     s = load_settings(toml)
     assert s.jobs.digest_cron == "*/5 * * * * *" and s.jobs.refresh_interval_s == 2 and s.jobs.enabled
+
+
+def test_config_check_names_a_digest_with_nowhere_to_go(capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from finsentry.cli import main
+
+    monkeypatch.setenv("FINSENTRY_JOBS__DIGEST_CRON", "0 0 * * *")
+    assert main(["config"]) == 2
+    assert "jobs.digest_cron: set, but no native or slack webhook endpoint" in capsys.readouterr().err
+    monkeypatch.setenv("FINSENTRY_WEBHOOKS__URLS", '["http://127.0.0.1:8765/alerts"]')
+    assert main(["config"]) == 0
+    assert '"digest_cron": "0 0 * * *"' in capsys.readouterr().out
