@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -141,6 +142,7 @@ class DaemonJobs:
         self._scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._digest_trigger: BaseTrigger | None = None
         self._tallying = False
+        self._closing = threading.Event()
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -166,6 +168,7 @@ class DaemonJobs:
     def close(self, timeout_s: float = 20.0) -> None:
         """Stop the scheduler (a job in progress finishes: each is bounded by the jobs log's timeouts), publish a
         last tally, close the jobs log. Idempotent."""
+        self._closing.set()  # a catch-up in progress stops between two periods
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         if self._tallying:
@@ -274,6 +277,8 @@ class DaemonJobs:
         periods = fire_times(self._digest_trigger, now - timedelta(seconds=self._s.misfire_grace_s), now,
                              limit=_CATCH_UP_LIMIT)
         for period in periods:
+            if self._closing.is_set():
+                return
             self._counted("digest", lambda p=period: self._digest(p))  # type: ignore[misc]
         log.info("owner of the group's jobs now: %d digest period(s) within the grace checked", len(periods),
                  extra={"job": "digest"})

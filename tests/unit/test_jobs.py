@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -242,3 +243,48 @@ def test_config_check_names_a_digest_with_nowhere_to_go(capsys: pytest.CaptureFi
     monkeypatch.setenv("FINSENTRY_WEBHOOKS__URLS", '["http://127.0.0.1:8765/alerts"]')
     assert main(["config"]) == 0
     assert '"digest_cron": "0 0 * * *"' in capsys.readouterr().out
+
+
+class _Reloader:
+    """A plain model-refresh target: sleeps ``seconds`` per check, or raises."""
+
+    def __init__(self, seconds: float = 0.0, fail: bool = False) -> None:
+        self.seconds, self.fail, self.calls = seconds, fail, 0
+
+    def check_once(self) -> bool:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("registry unreadable")
+        time.sleep(self.seconds)
+        return False
+
+
+def _jobs(tmp_path: Path, reloader: _Reloader) -> Any:
+    from prometheus_client import CollectorRegistry
+
+    from finsentry.jobs import DaemonJobs, JobSources
+
+    settings = load_settings(jobs={"refresh_interval_s": 0.3, "housekeeping_cron": ""})
+    sources = JobSources(stats=lambda: None, model_version=lambda: "m1")
+    return DaemonJobs(settings, sources, Outbox(tmp_path / "o.sqlite"), reloader, CollectorRegistry(), ListLog())
+
+
+def test_a_run_still_going_when_the_next_is_due_is_counted_missed(tmp_path: Path) -> None:
+    jobs = _jobs(tmp_path, _Reloader(seconds=1.0)).start()
+    try:
+        time.sleep(2.5)
+    finally:
+        jobs.close()
+    assert jobs.run_count("model-refresh", "ok") >= 1
+    assert jobs.run_count("model-refresh", "missed") >= 1  # coalesced / max_instances: logged and counted
+
+
+def test_a_failing_run_is_counted_and_the_scheduler_goes_on(tmp_path: Path) -> None:
+    reloader = _Reloader(fail=True)
+    jobs = _jobs(tmp_path, reloader).start()
+    try:
+        time.sleep(1.2)
+    finally:
+        jobs.close()
+    assert reloader.calls >= 2 and jobs.run_count("model-refresh", "failed") == reloader.calls
+    assert jobs.run_count("model-refresh", "ok") == 0
