@@ -266,6 +266,8 @@ class OpsSettings(_Section):
 
     host: str = Field(default="127.0.0.1", min_length=1, description="bind address of the ops endpoint")
     port: int = Field(default=0, ge=0, le=65535, description="TCP port of the ops endpoint; 0 = off")
+    reload_check_s: float | None = Field(default=None, ge=0, description="deprecated alias of "
+                                         "jobs.refresh_interval_s (older configs and scripts); wins when set")
     stall_s: float = Field(default=120.0, gt=0, description="/healthz fails when the poll loop has not turned "
                            "for this long, seconds")
 
@@ -335,6 +337,12 @@ class Settings(BaseSettings):
             raise ValueError(f"batch.paused_poll_ms ({self.batch.paused_poll_ms}) must be at most half of "
                              f"kafka.max_poll_interval_ms ({self.kafka.max_poll_interval_ms}), or a slow batch "
                              "costs the group membership")
+        return self
+
+    @model_validator(mode="after")
+    def _reload_alias(self) -> "Settings":
+        if self.ops.reload_check_s is not None:  # the key the hot reload had before it became a scheduled job
+            self.jobs.refresh_interval_s = self.ops.reload_check_s
         return self
 
     @model_validator(mode="after")

@@ -288,3 +288,10 @@ def test_a_failing_run_is_counted_and_the_scheduler_goes_on(tmp_path: Path) -> N
         jobs.close()
     assert reloader.calls >= 2 and jobs.run_count("model-refresh", "failed") == reloader.calls
     assert jobs.run_count("model-refresh", "ok") == 0
+
+
+def test_the_old_reload_key_still_sets_the_refresh_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINSENTRY_OPS__RELOAD_CHECK_S", "0")
+    assert load_settings().jobs.refresh_interval_s == 0
+    monkeypatch.delenv("FINSENTRY_OPS__RELOAD_CHECK_S")
+    assert load_settings().jobs.refresh_interval_s == 10
