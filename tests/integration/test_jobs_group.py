@@ -1,11 +1,17 @@
 """Against the real broker and a real signing-checking HTTP receiver (a stub scorer stands in for the model:
-the scheduler and the group are under test): two daemons in one consumer group with a digest every 3 s.
+the scheduler and the group are under test): two daemons in one consumer group with a digest every 3 s (threads of this process, then processes with one
+killed by SIGKILL).
 Each period's digest is sent exactly once across both, also across a handover when the owner (the holder
 of raw partition 0) is stopped mid-run; every digest is signed and valid; the last one carries the group's
 figures (items scored, dead letters, alerts raised by key) summed over both daemons."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,7 +24,7 @@ import pytest
 from _stubs import StubScorer  # tests/integration is on sys.path under pytest
 
 from alerts import ThresholdDetector, TumblingWindows, WebhookSink, generate_secret
-from finsentry.config import Settings, load_settings
+from finsentry.config import REPO_ROOT, Settings, load_settings
 from finsentry.daemon import Daemon
 from finsentry.jobs import KafkaJobLog
 from finsentry.pipeline import Pipeline
@@ -26,6 +32,7 @@ from ingest import NewsItem, make_producer
 
 pytestmark = pytest.mark.integration
 
+HERE = Path(__file__).resolve().parent
 T0 = datetime(2020, 5, 19, 0, 0, tzinfo=timezone.utc)
 EVERY_S = 3
 TICKERS = [f"TK{i}" for i in range(8)]
@@ -49,7 +56,11 @@ def _send(bootstrap: str, topic: str, items: list[NewsItem], junk: int = 0) -> N
 
 
 def _settings(bootstrap: str, topics: dict[str, str], group: str, url: str, outbox: Path) -> Settings:
-    return load_settings(
+    return load_settings(**_overrides(bootstrap, topics, group, url, outbox))
+
+
+def _overrides(bootstrap: str, topics: dict[str, str], group: str, url: str, outbox: Path) -> dict:
+    return dict(
         kafka={"bootstrap": bootstrap, "group_id": group, "raw_topic": topics["raw"], "scored_topic": topics["scored"],
                "dlq_topic": topics["dlq"], "late_topic": topics["late"], "jobs_topic": topics["jobs"],
                "create_topics": False, "session_timeout_ms": 6000},
@@ -164,3 +175,89 @@ def test_two_daemons_send_each_digest_once_across_a_handover(
     assert fired and last["alerts_raised"] == dict(fired)
     assert last["model_versions"] == ["stub-1"] and last["members"] == 2
     assert min(_runs(d, "ok", "housekeeping") for d in (a, b)) >= 1
+
+
+def _period(name: str) -> datetime:
+    return datetime.strptime(name, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+@pytest.mark.timeout(600)
+def test_the_owner_killed_9_its_successor_catches_up_and_no_digest_is_sent_twice(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """Two daemon processes; the owner gets SIGKILL (no goodbye to the group, no last tally). Until the group
+    drops it (session timeout, 6 s) nobody holds partition 0; the successor then catches up those periods.
+    Every period is received once, or was claimed by the killed daemon (lost with it, at most one)."""
+    secret = generate_secret()
+    topics = {"raw": new_topic("raw", 4), "scored": new_topic("scored", 4), "dlq": new_topic("dlq", 1),
+              "late": new_topic("late", 1), "jobs": new_topic("jobs", 1)}
+    group = f"jobs9-{uuid.uuid4().hex[:8]}"
+    _send(kafka_bootstrap, topics["raw"], _items(0, 2))
+    env = {**os.environ, "FINSENTRY_TEST_JOBS_SECRET": secret, "PYTHONPATH": os.pathsep.join(
+        [str(REPO_ROOT), str(HERE), os.environ.get("PYTHONPATH", "")])}
+    log = KafkaJobLog(kafka_bootstrap, topics["jobs"], create=False)
+    procs: dict[str, subprocess.Popen] = {}
+
+    def start(name: str) -> None:
+        overrides = _overrides(kafka_bootstrap, topics, group, sink.url, tmp_path / f"{name}.sqlite")
+        with (tmp_path / f"{name}.log").open("w") as out:
+            procs[name] = subprocess.Popen([sys.executable, str(HERE / "_jobs_member.py"), json.dumps(overrides)],
+                                           env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+    def done() -> list:
+        return [r for r in log.read(0) if r.key.startswith(f"{group}/done/digest/")]
+
+    try:
+        with WebhookSink(secrets=[secret]) as sink:
+            try:
+                start("a")
+                _wait(lambda: len(_digests(sink)) >= 2, "the first daemon's digests")
+                start("b")
+                _wait(lambda: len({r.value["member"] for r in done()}) == 2 or len(_digests(sink)) >= 12,
+                      "the second daemon in the group")
+                n = len(_digests(sink))
+                _wait(lambda: len(_digests(sink)) >= n + 2, "2 digests with both daemons in the group")
+                victim_member = done()[-1].value["member"]
+                victim_pid = int(victim_member.rsplit("-", 2)[1])
+                victim = next(p for p in procs.values() if p.pid == victim_pid)
+                killed_ms = int(time.time() * 1000)
+                victim.send_signal(signal.SIGKILL)
+                victim.wait(timeout=30)
+                _wait(lambda: any(r.value["member"] != victim_member and _ms(r.key) > killed_ms + 12_000
+                                  for r in done()), "the successor's digests after the kill", 120)
+                time.sleep(2.0)  # room for a duplicate
+            finally:
+                for p in procs.values():
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
+                for p in procs.values():
+                    p.wait(timeout=60)
+            digests = _digests(sink)
+            duplicates, rejected = sink.duplicates, sink.rejected
+        records = log.read(0)
+    finally:
+        log.close()
+
+    ids = [i for i, _ in digests]
+    assert duplicates == 0 and rejected == 0 and len(set(ids)) == len(ids), "a digest sent twice or badly signed"
+    claims: dict[str, str] = {}
+    for r in records:  # the first claim of each period wins
+        if r.key.startswith(f"{group}/claim/digest/") and r.value.get("kind") == "claim":
+            claims.setdefault(r.key.rsplit("/", 1)[1], r.value["member"])
+    dones = Counter(r.key.rsplit("/", 1)[1] for r in records if r.key.startswith(f"{group}/done/digest/"))
+    assert all(n == 1 for n in dones.values()), "a period was run twice"
+    received = {d["period_end"] for _, d in digests}
+    first, last = min(received, key=_period), max(received, key=_period)
+    every = [first]
+    while every[-1] != last:
+        every.append((_period(every[-1]) + timedelta(seconds=EVERY_S)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    lost = [p for p in every if p not in received]
+    assert all(claims.get(p) == victim_member for p in lost) and len(lost) <= 1, \
+        f"periods {lost} not received (claims: {[claims.get(p) for p in lost]})"
+    orphaned = [p for p in every if killed_ms < _period(p).timestamp() * 1000 < killed_ms + 5_000]
+    assert orphaned and all(p in received and claims[p] != victim_member for p in orphaned), \
+        "the periods with no owner (before the group dropped the killed daemon) were not caught up"
+
+
+def _ms(done_key: str) -> int:
+    return int(_period(done_key.rsplit("/", 1)[1]).timestamp() * 1000)
