@@ -21,9 +21,10 @@ from finsentry.jobs._ownership import (
 )
 from finsentry.jobs._periods import digest_id, fire_times, latest_period, period_name
 from finsentry.jobs._scheduler import RESULTS, DaemonJobs, JobSources, digest_document
-from finsentry.jobs._tally import DigestCounts, Tally, alert_counts, sum_tallies
+from finsentry.jobs._tally import AlertTally, DigestCounts, Tally, sum_tallies
 
 __all__ = [
+    "AlertTally",
     "OWNER_PARTITION",
     "RESULTS",
     "ClaimGate",
@@ -37,7 +38,6 @@ __all__ = [
     "LogRecord",
     "Ownership",
     "Tally",
-    "alert_counts",
     "claim_winner",
     "digest_document",
     "digest_id",

@@ -48,7 +48,7 @@ from finsentry.config import Settings
 from finsentry.jobs._log import KafkaJobLog
 from finsentry.jobs._ownership import ClaimGate, JobLog, Ownership
 from finsentry.jobs._periods import digest_id, fire_times, latest_period, period_name
-from finsentry.jobs._tally import DigestCounts, Tally, alert_counts, sum_tallies
+from finsentry.jobs._tally import AlertTally, DigestCounts, Tally, sum_tallies
 from training import cron_trigger
 
 __all__ = ["DaemonJobs", "JobSources", "RESULTS", "digest_document"]
@@ -143,6 +143,7 @@ class DaemonJobs:
         self._digest_trigger: BaseTrigger | None = None
         self._tallying = False
         self._closing = threading.Event()
+        self._alerts = AlertTally()
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -217,7 +218,7 @@ class DaemonJobs:
 
     def _tally(self) -> None:
         stats = self._sources.stats()
-        raised, resolved = alert_counts(list(stats.alerts))
+        raised, resolved = self._alerts.update(stats.alerts)
         tally = Tally(self.member, self._started_ms, int(time.time() * 1000), int(stats.scored),
                       int(stats.dead_lettered), raised, resolved, str(self._sources.model_version()))
         self._log.append(f"{self.gate.group}/tally/{self.member}", tally.to_dict())

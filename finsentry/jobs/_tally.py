@@ -11,12 +11,13 @@ figures cover every member of the group, including ones that stopped.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DigestCounts", "Tally", "alert_counts", "sum_tallies"]
+__all__ = ["AlertTally", "DigestCounts", "Tally", "sum_tallies"]
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,31 @@ class Tally:
                    model_version=str(value.get("model_version", "")))
 
 
-def alert_counts(alerts: Sequence[Any]) -> tuple[dict[str, int], dict[str, int]]:
-    """(raised, resolved) counts by ``key_type:key`` of ``alerts`` (``alerts.Alert``), each message once."""
-    raised: Counter[str] = Counter()
-    resolved: Counter[str] = Counter()
-    seen: set[str] = set()
-    for alert in alerts:
-        if alert.message_id in seen:
-            continue
-        seen.add(alert.message_id)
-        (raised if alert.status == "firing" else resolved)[f"{alert.key_type}:{alert.key}"] += 1
-    return dict(raised), dict(resolved)
+class AlertTally:
+    """Cumulative (raised, resolved) counts by ``key_type:key`` of a list that is only appended to
+    (``DaemonStats.alerts``), each message once; each :meth:`update` reads only what was appended since the
+    last one. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._cursor = 0
+        self._seen: set[str] = set()
+        self._raised: Counter[str] = Counter()
+        self._resolved: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def update(self, alerts: Sequence[Any]) -> tuple[dict[str, int], dict[str, int]]:
+        """Count the ``alerts.Alert`` items appended to ``alerts`` since the last call; returns the totals
+        (raised, resolved)."""
+        with self._lock:
+            new = alerts[self._cursor:]  # one slice: safe while the poll loop appends
+            self._cursor += len(new)
+            for alert in new:
+                if alert.message_id in self._seen:
+                    continue
+                self._seen.add(alert.message_id)
+                (self._raised if alert.status == "firing" else self._resolved)[f"{alert.key_type}:{alert.key}"] += 1
+            return dict(self._raised), dict(self._resolved)
 
 
 @dataclass(frozen=True)
