@@ -166,7 +166,7 @@ class DaemonJobs:
                  ", ".join(f"{j.id} (next {j.next_run_time:%Y-%m-%d %H:%M:%S} UTC)" for j in self._scheduler.get_jobs()))
         return self
 
-    def close(self, timeout_s: float = 20.0) -> None:
+    def close(self) -> None:
         """Stop the scheduler (a job in progress finishes: each is bounded by the jobs log's timeouts), publish a
         last tally, close the jobs log. Idempotent."""
         self._closing.set()  # a catch-up in progress stops between two periods
