@@ -244,7 +244,6 @@ class DaemonJobs:
             if claim.reason == "claimed":
                 log.info("digest %s already claimed by %s", name, claim.winner, extra={"job": "digest"})
             return "" if claim.reason == "done" else f"skipped_{claim.reason}"
-        self._tally()  # this member's figures as of now, beside the others' last ones
         start = period - timedelta(hours=self._s.digest_hours)
         lookback_ms = int(2 * self._s.tally_interval_s * 1000) + 60_000
         tallies = [Tally.from_dict(r.value) for r in self._log.read(_ms(start) - lookback_ms)
