@@ -19,7 +19,7 @@ from ._baseline import EwmaBaseline
 from ._detector import SpikeDetector, ThresholdDetector
 from ._lifecycle import AlertLifecycle
 from ._endpoint import Endpoint, PayloadFormat, endpoint_id_for
-from ._formats import group_key, render
+from ._formats import NOTICE_FORMATS, group_key, render, render_notice
 from ._metrics import DeliveryMetrics, default_metrics
 from ._outbox import Outbox, OutboxEntry, OutboxError, PendingDelivery
 from ._result import EVIDENCE_LIMIT, Evidence, WindowInterest, WindowResult
@@ -48,6 +48,7 @@ from ._windows import KEY_TYPES, MARKET_KEY, EventTimeWindows, TumblingWindows, 
 __all__ = [
     "KEY_TYPES",
     "MARKET_KEY",
+    "NOTICE_FORMATS",
     "RULE_FUNCTIONS",
     "RULE_SYMBOLS",
     "AlertLifecycle",
@@ -99,5 +100,6 @@ __all__ = [
     "message_id_for",
     "parse_retry_after",
     "render",
+    "render_notice",
     "serve_forever",
 ]

@@ -31,7 +31,7 @@ import httpx
 
 from ._alert import Alert
 from ._endpoint import Endpoint
-from ._formats import render
+from ._formats import render, render_notice
 from ._metrics import DeliveryMetrics, default_metrics
 from ._outbox import Outbox, OutboxError, PendingDelivery
 from ._retry import Outcome, RetryPolicy, classify_status, parse_retry_after
@@ -177,8 +177,12 @@ class EndpointWorker:
         ep = self.endpoint
         return render(ep.format, alerts, receiver=ep.name, external_url=ep.external_url)
 
+    def _render_notice(self, doc: bytes) -> bytes:
+        return render_notice(self.endpoint.format, doc)
+
     def _attempt(self, pending: PendingDelivery) -> None:
-        body = self._outbox.body_for(pending, self.endpoint.group_wait_s, self._render)
+        body = self._outbox.body_for(pending, self.endpoint.group_wait_s, self._render,
+                                     render_notice=self._render_notice)
         headers = {"content-type": "application/json", **self._signer.headers(pending.msg_id, body)}
         try:
             response = self._client.post(self.endpoint.url, content=body, headers=headers)

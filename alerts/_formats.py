@@ -25,7 +25,7 @@ from typing import Any
 from ._alert import Alert
 from ._endpoint import PayloadFormat
 
-__all__ = ["ALERTNAME", "group_key", "render"]
+__all__ = ["ALERTNAME", "NOTICE_FORMATS", "group_key", "render", "render_notice"]
 
 #: ``alertname`` label of Alertmanager-format alerts.
 ALERTNAME = "FinsentryNegativeNewsSpike"
@@ -180,3 +180,29 @@ def render(fmt: PayloadFormat, alerts: Sequence[Alert], receiver: str = "", exte
     except KeyError:
         raise ValueError(f"unknown payload format {fmt!r}") from None
     return renderer(alerts, receiver=receiver, external_url=external_url)
+
+
+#: Formats that carry notices (non-alert messages such as the daily digest); Alertmanager bodies
+#: describe alerts only, so an ``alertmanager`` endpoint is not sent notices.
+NOTICE_FORMATS: tuple[str, ...] = ("native", "slack")
+
+
+def render_notice(fmt: PayloadFormat, doc: bytes) -> bytes:
+    """The body of a notice (a non-alert message, e.g. the daily digest) for one endpoint format.
+
+    Args:
+        fmt: ``"native"`` (the notice JSON itself, canonical) or ``"slack"``
+            (``{"text": doc["text"]}``: a notice carries its own one-message summary).
+        doc: the notice as JSON bytes (an object with a ``text`` key).
+
+    Raises:
+        ValueError: a format not in :data:`NOTICE_FORMATS`, or ``doc`` is not a JSON object.
+    """
+    parsed = json.loads(doc)
+    if not isinstance(parsed, dict):
+        raise ValueError("a notice is a JSON object")
+    if fmt == "native":
+        return _canonical(parsed)
+    if fmt == "slack":
+        return _canonical({"text": _slack_escape(str(parsed.get("text", "")))})
+    raise ValueError(f"format {fmt!r} carries no notices (only {', '.join(NOTICE_FORMATS)})")

@@ -16,6 +16,9 @@ Tables::
 
     messages(msg_id PK, alert_id, status, group_key, alert_json, created_at)
         UNIQUE(alert_id, status): put is idempotent per (alert id, status)
+        a *notice* (``put_notice``: a non-alert message such as the daily
+        digest) has status ``notice``, alert_id = msg_id = its idempotency
+        key, group_key ``notice|<kind>`` and its JSON document in alert_json
     deliveries(endpoint_id, msg_id, state, attempts, next_at, created_at,
                updated_at, body, grouped_into, last_status, last_error, delivered_at)
         PK(endpoint_id, msg_id); state: pending | delivered | dead | grouped
@@ -282,6 +285,80 @@ class Outbox:
         self._notify()
         return new
 
+    def put_notice(self, msg_id: str, kind: str, doc: bytes, formats: Sequence[str], now: float | None = None) -> bool:
+        """Store a notice (a non-alert message, e.g. the daily digest) and queue it; durable on return.
+
+        Idempotent on ``msg_id`` (the ``webhook-id`` every attempt and every
+        re-send carries): a second put of the same id queues nothing new.
+
+        Args:
+            msg_id: the notice's idempotency key, e.g. ``digest-2026-11-29``.
+            kind: what it is (``digest``); stored in its group key.
+            doc: the notice as JSON bytes (rendered per endpoint by ``render_notice``).
+            formats: the endpoint formats that take notices; other endpoints are skipped.
+            now: queueing time, Unix seconds (default: the clock).
+
+        Returns:
+            True when the notice was new to the outbox.
+
+        Raises:
+            OutboxError: the outbox is closed or the write failed.
+        """
+        now = time.time() if now is None else now
+        try:
+            with self._tx(durable=True) as c:
+                new = c.execute(
+                    "INSERT OR IGNORE INTO messages (msg_id, alert_id, status, group_key, alert_json, created_at) "
+                    "VALUES (?, ?, 'notice', ?, ?, ?)",
+                    (msg_id, msg_id, f"notice|{kind}", doc, now),
+                ).rowcount == 1
+                c.executemany(
+                    "INSERT OR IGNORE INTO deliveries (endpoint_id, msg_id, state, next_at, created_at, updated_at) "
+                    "VALUES (?, ?, 'pending', ?, ?, ?)",
+                    [(ep.id, msg_id, now, now, now) for ep in self._endpoints if ep.format in formats],
+                )
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self._path}: could not store notice {msg_id}: {exc}") from exc
+        self._notify()
+        return new
+
+    def prune(self, older_than_s: float, now: float | None = None) -> int:
+        """Delete messages whose every delivery was delivered (or grouped into one) before ``now - older_than_s``.
+
+        Dead letters and pending deliveries are kept (an operator decides
+        about those). A pruned alert is forgotten: a window decided again
+        after this (a rebuild never reaches that far back when the retention
+        is longer than the window size plus the allowed lateness) would be
+        queued again, so keep the retention well above that span.
+
+        Args:
+            older_than_s: retention, seconds (> 0).
+            now: Unix seconds (default: the clock).
+
+        Returns:
+            How many messages were deleted (with their delivery rows).
+
+        Raises:
+            ValueError: ``older_than_s`` <= 0.
+            OutboxError: the write failed.
+        """
+        if older_than_s <= 0:
+            raise ValueError(f"retention must be > 0 seconds, got {older_than_s}")
+        cutoff = (time.time() if now is None else now) - older_than_s
+        try:
+            with self._tx() as c:
+                ids = [r[0] for r in c.execute(
+                    "SELECT msg_id FROM deliveries GROUP BY msg_id HAVING "
+                    "sum(state NOT IN ('delivered', 'grouped')) = 0 AND max(updated_at) < ?", (cutoff,))]
+                ids += [r[0] for r in c.execute(  # stored with no endpoint to deliver to
+                    "SELECT msg_id FROM messages m WHERE created_at < ? AND NOT EXISTS "
+                    "(SELECT 1 FROM deliveries d WHERE d.msg_id = m.msg_id)", (cutoff,))]
+                c.executemany("DELETE FROM deliveries WHERE msg_id = ?", [(m,) for m in ids])
+                c.executemany("DELETE FROM messages WHERE msg_id = ?", [(m,) for m in ids])
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self._path}: prune failed: {exc}") from exc
+        return len(ids)
+
     # -- the worker side --------------------------------------------------------
 
     def next_pending(self, endpoint_id: str) -> PendingDelivery | None:
@@ -307,8 +384,12 @@ class Outbox:
         group_window_s: float,
         render: Callable[[list[Alert]], bytes],
         now: float | None = None,
+        render_notice: Callable[[bytes], bytes] | None = None,
     ) -> bytes:
         """The notification body of ``pending``, frozen at its first call.
+
+        A notice (see ``put_notice``) is rendered by ``render_notice(doc)``
+        and never grouped.
 
         At the first call, pending never-attempted deliveries of the same
         endpoint and group key queued within ``group_window_s`` after this one
@@ -331,6 +412,13 @@ class Outbox:
             if row[0] is not None:
                 return bytes(row[0])
             members = []
+            if str(row[2]).startswith("notice|"):
+                if render_notice is None:
+                    raise OutboxError(f"{msg} is a notice and no notice renderer was given")
+                body = render_notice(bytes(row[1]))
+                c.execute("UPDATE deliveries SET body = ?, updated_at = ? WHERE endpoint_id = ? AND msg_id = ?",
+                          (body, now, ep, msg))
+                return body
             if group_window_s > 0:
                 members = c.execute(
                     "SELECT d.msg_id, m.alert_json FROM deliveries d JOIN messages m USING (msg_id) "

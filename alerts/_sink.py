@@ -258,6 +258,8 @@ def _summary(webhook_id: str | None, payload: Any, duplicate: bool) -> str:
     if isinstance(payload, dict) and set(payload) == {"text"}:
         first = str(payload["text"]).splitlines()[0] if payload["text"] else ""
         return f"slack {webhook_id}{tag}: {first}"
+    if isinstance(payload, dict) and payload.get("kind") == "digest":
+        return f"digest {webhook_id}{tag}: " + " / ".join(str(payload.get("text", "")).splitlines()[1:3])
     if isinstance(payload, dict) and "key" in payload:
         return (
             f"alert {webhook_id}{tag}: {payload.get('status')} {payload.get('key_type')}="

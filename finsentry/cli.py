@@ -474,11 +474,15 @@ def _config_problems(settings: Settings) -> list[str]:
         ModelFolder.load(settings.model.path)
     except Exception as exc:
         problems.append(f"model.path: {exc}")
-    for endpoint in settings.webhooks.all_endpoints():
+    endpoints = settings.webhooks.all_endpoints()
+    for endpoint in endpoints:
         try:
             load_secrets(endpoint.secret_env, endpoint.secret_file)
         except Exception as exc:
             problems.append(f"webhook {endpoint.name or mask_url(endpoint.url)}: {exc}")
+    if settings.jobs.enabled and settings.jobs.digest_cron and not any(e.format in ("native", "slack")
+                                                                       for e in endpoints):
+        problems.append("jobs.digest_cron: set, but no native or slack webhook endpoint takes the digest")
     return problems
 
 

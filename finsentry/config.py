@@ -44,6 +44,7 @@ __all__ = [
     "DetectorSettings",
     "TrainingSettings",
     "OpsSettings",
+    "JobsSettings",
     "WebhookSettings",
     "EndpointSettings",
     "DEFAULT_RETRY_SCHEDULE_S",
@@ -72,6 +73,8 @@ class KafkaSettings(_Section):
     scored_topic: str = Field(default="news.scored", min_length=1)
     dlq_topic: str = Field(default="news.dlq", min_length=1)
     late_topic: str = Field(default="news.late", min_length=1, description="late and future-dated scored items")
+    jobs_topic: str = Field(default="finsentry.jobs", min_length=1, description="scheduled jobs' claims and "
+                            "per-member tallies (one partition; see docs/operations.md, Scheduled jobs)")
     partitions: int = Field(default=4, ge=1, le=1024, description="partitions of topics finsentry creates")
     create_topics: bool = Field(default=True, description="create missing topics at start")
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
@@ -261,22 +264,58 @@ class TrainingSettings(_Section):
     @field_validator("refresh_cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value:
-            from training import cron_trigger  # light: no torch
-
-            cron_trigger(value)  # ValueError names what is wrong
-        return value or None
+        return _check_cron(value)
 
 
 class OpsSettings(_Section):
-    """The operations endpoint (``/healthz``, ``/readyz``, ``/metrics``) and hot model reload."""
+    """The operations endpoint (``/healthz``, ``/readyz``, ``/metrics``)."""
 
     host: str = Field(default="127.0.0.1", min_length=1, description="bind address of the ops endpoint")
     port: int = Field(default=0, ge=0, le=65535, description="TCP port of the ops endpoint; 0 = off")
-    reload_check_s: float = Field(default=10.0, ge=0, description="seconds between reads of the registry's "
-                                  "DEFAULT (hot reload); 0 = off")
+    reload_check_s: float | None = Field(default=None, ge=0, description="deprecated alias of "
+                                         "jobs.refresh_interval_s (older configs and scripts); wins when set")
     stall_s: float = Field(default=120.0, gt=0, description="/healthz fails when the poll loop has not turned "
                            "for this long, seconds")
+
+
+def _check_cron(value: str | None) -> str | None:
+    if value:
+        from training import cron_trigger  # light: no torch
+
+        cron_trigger(value)  # ValueError names what is wrong
+    return value or None
+
+
+class JobsSettings(_Section):
+    """Scheduled jobs inside the daemon (APScheduler): model refresh, daily digest, housekeeping.
+
+    The digest runs once per period per consumer group (owner: the member
+    holding partition 0 of the raw topic, plus a claim per period in
+    ``kafka.jobs_topic``); refresh and housekeeping act on each daemon's own
+    model and outbox and run in every daemon. See docs/operations.md.
+    """
+
+    enabled: bool = Field(default=True, description="false: no scheduler (no hot reload, digest or housekeeping)")
+    refresh_interval_s: float = Field(default=10.0, ge=0, description="seconds between reads of the model "
+                                      "registry's DEFAULT (hot reload); 0 = off")
+    digest_cron: str | None = Field(default=None, description="digest webhook, crontab line, UTC (6 fields: "
+                                    "seconds first), e.g. '0 0 * * *' daily at midnight; unset = off (a receiver "
+                                    "must accept the digest body besides alerts)")
+    digest_hours: float = Field(default=24.0, gt=0, le=24 * 31, description="span the digest summarises, hours "
+                                "before its scheduled time")
+    housekeeping_cron: str | None = Field(default="30 3 * * *", description="outbox pruning, crontab line, UTC; "
+                                          "empty = off")
+    misfire_grace_s: float = Field(default=3600.0, gt=0, le=7 * 86400, description="a run later than this after "
+                                   "its scheduled time is skipped (counted as missed)")
+    retention_hours: float = Field(default=168.0, gt=0, description="housekeeping deletes outbox messages "
+                                   "delivered longer ago than this")
+    tally_interval_s: float = Field(default=60.0, gt=0, le=3600, description="how often each daemon publishes "
+                                    "its counters for the digest (the digest's figures are at most this stale)")
+
+    @field_validator("digest_cron", "housekeeping_cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        return _check_cron(value)
 
 
 class Settings(BaseSettings):
@@ -294,6 +333,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line")
 
@@ -303,6 +343,21 @@ class Settings(BaseSettings):
             raise ValueError(f"batch.paused_poll_ms ({self.batch.paused_poll_ms}) must be at most half of "
                              f"kafka.max_poll_interval_ms ({self.kafka.max_poll_interval_ms}), or a slow batch "
                              "costs the group membership")
+        return self
+
+    @model_validator(mode="after")
+    def _reload_alias(self) -> "Settings":
+        if self.ops.reload_check_s is not None:  # the key the hot reload had before it became a scheduled job
+            self.jobs.refresh_interval_s = self.ops.reload_check_s
+        return self
+
+    @model_validator(mode="after")
+    def _retention_beyond_windows(self) -> "Settings":
+        span_h = (self.windows.size_minutes + self.windows.allowed_lateness_minutes) / 60.0
+        if self.jobs.retention_hours <= 2 * span_h:
+            raise ValueError(f"jobs.retention_hours ({self.jobs.retention_hours:g}) must exceed twice the window "
+                             f"size plus the allowed lateness ({2 * span_h:g} h): a rebuilt window must still "
+                             "find its alert in the outbox, or it would be sent again")
         return self
 
     @classmethod

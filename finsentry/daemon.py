@@ -59,6 +59,7 @@ from alerts import (
 )
 from finsentry.broker import create_topics
 from finsentry.config import Settings
+from finsentry.jobs import DaemonJobs, JobSources
 from finsentry.ops import DaemonOps
 from finsentry.pipeline import BatchOutput, Pipeline, build_detector, build_windows
 from finsentry.rebuild import OnAssigned, commit_metadata, rebuild_windows
@@ -192,6 +193,10 @@ class Daemon:
         self.delivery.start()
         self.ops = DaemonOps(self)  # /healthz, /readyz, /metrics, hot model reload
         self.ops.start()
+        self.jobs: DaemonJobs | None = None  # model refresh, daily digest, housekeeping (finsentry.jobs)
+        if settings.jobs.enabled:
+            sources = JobSources(stats=lambda: self.stats, model_version=lambda: str(self.pipeline.scorer.version))
+            self.jobs = DaemonJobs(settings, sources, self.outbox, self.ops.reloader, self.ops.metrics.registry).start()
         log.info(
             "daemon ready: model %s, provider=%s, group %s, topic %s",
             self.pipeline.scorer.version,
@@ -491,6 +496,8 @@ class Daemon:
         assigned = self.consumer.assignment()
         owned = {tp.partition for tp in assigned}
         gone, self._owned = self._owned - owned, owned
+        if self.jobs is not None:
+            self.jobs.note_assignment(owned)  # the holder of partition 0 runs the group's jobs
         self.pipeline.windows.revoke_partitions(gone)
         self.stats.revoked += len(gone)
         self._rebuilt -= gone
@@ -595,6 +602,8 @@ class Daemon:
 
     def close(self) -> None:
         """Flush, commit what was processed, close the clients (idempotent)."""
+        if self.jobs is not None:
+            self.jobs.close()  # first: no job runs once the outbox or the model go away
         self.ops.close()
         try:
             self._scoring.shutdown(wait=True)

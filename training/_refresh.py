@@ -36,6 +36,8 @@ _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 def cron_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
     """A trigger from a 5-field crontab line: minute hour day-of-month month day-of-week.
 
+    Six fields put a second field first (``second minute hour ...``, as Quartz
+    and Spring do), for schedules finer than a minute (tests).
     Day-of-week numbers follow crontab(5): 0 and 7 are Sunday, 1 is Monday.
     (APScheduler's own numbering starts at Monday = 0, so numbers are turned
     into day names first.)
@@ -44,11 +46,13 @@ def cron_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
         ValueError: the expression is not a valid crontab line.
     """
     fields = expression.split()
-    if len(fields) != 5:
-        raise ValueError(f"{expression!r}: a crontab line has 5 fields, got {len(fields)}")
+    if len(fields) not in (5, 6):
+        raise ValueError(f"{expression!r}: a crontab line has 5 fields (6 with seconds first), got {len(fields)}")
+    second = fields.pop(0) if len(fields) == 6 else "0"
     minute, hour, day, month, dow = fields
     dow = re.sub(r"\d+", lambda m: _DAY_NAMES[int(m.group()) % 7] if int(m.group()) <= 7 else m.group(), dow)
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow, timezone=timezone)
+    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=dow,
+                       timezone=timezone)
 
 
 @dataclass

@@ -4,8 +4,9 @@ The daemon calls four methods, all from its poll loop's thread:
 :meth:`DaemonOps.start` (once), :meth:`DaemonOps.tick` (before each batch:
 swap a reloaded model in, refresh lag and the loop heartbeat),
 :meth:`DaemonOps.batch_done` (after ``Pipeline.process``) and
-:meth:`DaemonOps.close`. Everything else runs on the ops server's and the
-reload watcher's threads and only reads.
+:meth:`DaemonOps.close`. Everything else runs on the ops server's thread and
+only reads; the reloader's ``check_once`` runs on the scheduler's threads
+(:mod:`finsentry.jobs`).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class DaemonOps:
     # -- loop side -------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the ops server (``ops.port`` > 0) and the reload watcher (a registry and ``ops.reload_check_s`` > 0)."""
+        """Start the ops server (``ops.port`` > 0); make the reloader (a registry, jobs on, ``jobs.refresh_interval_s`` > 0)."""
         s = self.settings
         if s.port:
             self.server = OpsServer(s.host, s.port, self.liveness, {
@@ -84,9 +85,7 @@ class DaemonOps:
                 "model_loaded": self._ready_model,
                 "broker_reachable": lambda: broker_reachable(self._daemon.settings.kafka.bootstrap),
             }, registries=(self.metrics.registry, REGISTRY)).start()
-        self.reloader = self._make_reloader()
-        if self.reloader is not None:
-            self.reloader.start()
+        self.reloader = self._make_reloader()  # checked by the scheduler's model-refresh job (finsentry.jobs)
 
     def tick(self) -> None:
         """Between batches: swap in a checked new model, refresh the heartbeat and (1/s) lag and open windows."""
@@ -108,13 +107,10 @@ class DaemonOps:
         self.metrics.observe_batch(size, seconds)
 
     def close(self) -> None:
-        """Stop the server and the watcher (idempotent)."""
+        """Stop the server (idempotent)."""
         if self.server is not None:
             self.server.close()
             self.server = None
-        if self.reloader is not None:
-            self.reloader.close()
-            self.reloader = None
 
     # -- probes (ops server thread) ----------------------------------------------
 
@@ -160,7 +156,8 @@ class DaemonOps:
         registry = Path(m.path)
         scorer: Any = self._daemon.pipeline.scorer
         folder = getattr(scorer, "folder", None)
-        if self.settings.reload_check_s <= 0 or folder is None:
+        jobs = self._daemon.settings.jobs
+        if not jobs.enabled or jobs.refresh_interval_s <= 0 or folder is None:
             return None  # off, or a scorer that was handed in (tests, tools) rather than loaded from model.path
         if not (registry / "DEFAULT").is_file():
             log.info("hot model reload off: model.path %s is not a registry (no DEFAULT file)", registry)
@@ -174,5 +171,4 @@ class DaemonOps:
         def refused(name: str, reason: str) -> None:
             self.metrics.reloads.labels("refused").inc()
 
-        return ModelReloader(registry, Path(folder.path).name, load, folder.topic_labels,
-                             self.settings.reload_check_s, on_refused=refused)
+        return ModelReloader(registry, Path(folder.path).name, load, folder.topic_labels, on_refused=refused)

@@ -1,8 +1,9 @@
 """Hot model reload: watch the registry's ``DEFAULT``, load and self-check beside the running model.
 
-:class:`ModelReloader` runs a background thread that reads ``registry/DEFAULT``
-every ``interval_s`` seconds. When it names a folder other than the one in
-use, the thread loads it (a second ``Scorer``, manifest verified) and runs
+:meth:`ModelReloader.check_once` reads ``registry/DEFAULT``; the daemon's
+scheduler runs it as the ``model-refresh`` job every ``jobs.refresh_interval_s``
+seconds (:mod:`finsentry.jobs`, on a scheduler thread). When it names a folder
+other than the one in use, it loads it (a second ``Scorer``, manifest verified) and runs
 :func:`self_check`; a model that passes waits in a slot until the poll loop
 takes it between two batches (:meth:`ModelReloader.take`), so every batch is
 scored by exactly one model and its version goes on each ``ScoredItem``. A
@@ -95,51 +96,27 @@ def _read_default(registry: Path) -> str | None:
 
 
 class ModelReloader:
-    """Watches ``registry/DEFAULT`` and prepares the next model off the poll loop.
+    """Checks ``registry/DEFAULT`` and prepares the next model off the poll loop (one caller at a time).
 
     Args:
         registry: the registry folder (holds ``DEFAULT``).
         current: folder name in use now (what ``DEFAULT`` named at start).
         load: builds a scorer from a model folder (raises on a bad folder).
         expected_topics: the running model's topic labels (see :func:`self_check`).
-        interval_s: seconds between two reads of ``DEFAULT``.
         on_refused: called with (folder name, reason) for each refusal (metrics).
     """
 
     def __init__(self, registry: Path, current: str, load: Callable[[Path], object],
-                 expected_topics: Sequence[str] | None, interval_s: float,
+                 expected_topics: Sequence[str] | None,
                  on_refused: Callable[[str, str], None] = lambda name, reason: None) -> None:
         self.registry = Path(registry)
         self._current = current
         self._load = load
         self._topics = None if expected_topics is None else tuple(expected_topics)
-        self._interval_s = interval_s
         self._on_refused = on_refused
         self._refused: str | None = None
         self._ready: tuple[str, object] | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> "ModelReloader":
-        """Start the watcher thread; returns self."""
-        self._thread = threading.Thread(target=self._run, name="finsentry-reload", daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop the watcher; waits up to 5 s for a load in progress, then leaves it (a daemon thread)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)  # a load in progress is abandoned (daemon thread)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self.check_once()
-            except Exception:  # the watcher must outlive any surprise
-                log.exception("model reload check failed")
 
     def check_once(self) -> bool:
         """Read ``DEFAULT`` once; load and self-check a new target. True when a model is now waiting."""

@@ -107,7 +107,8 @@ def test_ops_endpoint_and_hot_reload_under_load(
         model={"path": str(registry), "device": "cpu", "intra_op_threads": 1},
         batch={"max_batch": 16, "max_wait_ms": 20},
         webhooks={"outbox_path": str(tmp_path / "outbox.sqlite"), "drain_timeout_s": 1},
-        ops={"host": "127.0.0.1", "port": port, "reload_check_s": 0.3},
+        ops={"host": "127.0.0.1", "port": port},
+        jobs={"refresh_interval_s": 0.3, "digest_cron": "", "housekeeping_cron": ""},
     )
     base = f"http://127.0.0.1:{port}"
     _produce(kafka_bootstrap, raw, 0, 300)  # the topic's metadata is settled before the group forms

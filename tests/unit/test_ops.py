@@ -198,7 +198,7 @@ def test_reloader_refuses_a_broken_model_and_then_takes_a_good_one(
 ) -> None:
     registry = _registry_with_copy(tmp_path, "m1")
     refused: list[tuple[str, str]] = []
-    reloader = ModelReloader(registry, "m1", lambda p: Scorer(p, "cpu", 1), scorer.folder.topic_labels, 60,
+    reloader = ModelReloader(registry, "m1", lambda p: Scorer(p, "cpu", 1), scorer.folder.topic_labels,
                              on_refused=lambda n, r: refused.append((n, r)))
     assert reloader.check_once() is False and reloader.take() is None  # DEFAULT unchanged
 

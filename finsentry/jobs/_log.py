@@ -1,0 +1,119 @@
+"""The jobs log on Kafka: partition 0 of ``kafka.jobs_topic`` (one partition: one order for every reader).
+
+Used only from the scheduler's threads (never the daemon's consumer, which is
+not thread-safe): its own producer (``acks=all``) and an unsubscribed
+consumer (no group) that reads the partition by time, behind one lock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from finsentry.broker import create_topics
+from finsentry.jobs._ownership import LogRecord
+from ingest import make_producer
+
+__all__ = ["JobLogError", "KafkaJobLog"]
+
+
+class JobLogError(RuntimeError):
+    """The jobs topic is missing, or could not be read back in time."""
+
+
+class KafkaJobLog:
+    """:class:`finsentry.jobs.JobLog` on a Kafka topic's partition 0.
+
+    Args:
+        bootstrap: broker address(es).
+        topic: the jobs topic.
+        create: create the topic (one partition) when missing (``kafka.create_topics``).
+        timeout_s: limit of one append or one read, seconds.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, create: bool, timeout_s: float = 15.0) -> None:
+        self.topic = topic
+        self._bootstrap = bootstrap
+        self._create = create
+        self._timeout_s = timeout_s
+        self._tp = TopicPartition(topic, 0)
+        self._lock = threading.Lock()
+        self._producer: KafkaProducer | None = None
+        self._consumer: KafkaConsumer | None = None
+
+    def _ready(self) -> tuple[KafkaProducer, KafkaConsumer]:
+        if self._producer is None or self._consumer is None:
+            if self._create:
+                create_topics(self._bootstrap, {self.topic: 1}, timeout_s=self._timeout_s)
+            consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                                     client_id="finsentry-jobs", request_timeout_ms=int(self._timeout_s * 1000) + 1000)
+            if not consumer.partitions_for_topic(self.topic):
+                consumer.close()
+                raise JobLogError(f"jobs topic {self.topic!r} does not exist (create it with one partition, or set "
+                                  "kafka.create_topics = true)")
+            consumer.assign([self._tp])
+            self._consumer = consumer
+            self._producer = make_producer(self._bootstrap, client_id="finsentry-jobs",
+                                           max_block_ms=int(self._timeout_s * 1000))
+        return self._producer, self._consumer
+
+    def append(self, key: str, value: Mapping[str, Any]) -> int:
+        """Append one record to partition 0 and wait for the broker's acknowledgement; returns its offset.
+
+        Raises:
+            JobLogError: the topic is missing. kafka.errors.KafkaError: the broker refused or timed out.
+        """
+        with self._lock:
+            producer, _ = self._ready()
+            future = producer.send(self.topic, key=key.encode(), value=json.dumps(value, sort_keys=True).encode(),
+                                   partition=0)
+            return int(future.get(timeout=self._timeout_s).offset)
+
+    def read(self, since_ms: int, through_offset: int | None = None) -> list[LogRecord]:
+        """Records from the first one stamped at or after ``since_ms`` (ms, UTC) through ``through_offset``
+        (inclusive; default: the end of the partition now). Values that are not JSON objects are skipped.
+
+        Raises:
+            JobLogError: the topic is missing, or the records were not read within the time limit.
+        """
+        with self._lock:
+            _, consumer = self._ready()
+            end = consumer.end_offsets([self._tp])[self._tp]
+            stop = end if through_offset is None else min(end, through_offset + 1)
+            found = consumer.offsets_for_times({self._tp: max(0, since_ms)})[self._tp]
+            start = found.offset if found is not None else end
+            consumer.seek(self._tp, start)
+            out: list[LogRecord] = []
+            deadline = time.monotonic() + self._timeout_s
+            while consumer.position(self._tp) < stop:
+                if time.monotonic() > deadline:
+                    raise JobLogError(f"reading {self.topic} offsets {start}..{stop} took over {self._timeout_s:g} s")
+                for record in consumer.poll(timeout_ms=200).get(self._tp, []):
+                    if record.offset >= stop:
+                        break
+                    out.extend(_parse(record))
+            return out
+
+    def close(self) -> None:
+        """Close the clients (idempotent)."""
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+            if self._consumer is not None:
+                self._consumer.close()
+            self._producer = self._consumer = None
+
+
+def _parse(record: Any) -> list[LogRecord]:
+    try:
+        value = json.loads(record.value)
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(value, dict) or record.key is None:
+        return []
+    return [LogRecord(record.offset, record.key.decode("utf-8", "replace"), value, int(record.timestamp))]
