@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
@@ -92,6 +93,7 @@ KEY_TYPES: tuple[str, ...] = ("ticker", "topic", "market")
 MARKET_KEY = "*"
 
 _WORD = re.compile(r"\w+")
+_LABEL, _SCORE, _VERSION = operator.attrgetter("label"), operator.attrgetter("score"), operator.attrgetter("model_version")
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -583,8 +585,20 @@ class EventTimeWindows:
             if chosen is not None:
                 keys = chosen | (watch & keys)
             since = self._closed_seq.get(end, 0) if reopened else 0
+            if chosen is None:  # every key: group the panes' stories by key in one pass
+                parts: dict[_Key, list[dict[str, _Entry]]] = {}
+                for pane in held:
+                    for key, stories in pane.items():
+                        if key in parts:
+                            parts[key].append(stories)
+                        else:
+                            parts[key] = [stories]
+                pick = parts.__getitem__
+            else:
+                def pick(key: _Key) -> list[dict[str, _Entry]]:
+                    return [stories for pane in held if (stories := pane.get(key)) is not None]
             for key in sorted(keys):
-                result = self._result(key, end, held, since)
+                result = self._result(key, end, pick(key), since)
                 if result is not None:
                     results.append(result)
         return results
@@ -602,23 +616,26 @@ class EventTimeWindows:
                     total = dict(counts)
         return {key for key, n in total.items() if n >= min_negative}
 
-    def _items_of(self, key: _Key, end_ms: int, held: list[dict[_Key, dict[str, _Entry]]], since: int) -> list[ScoredItem]:
-        """The items window ``end_ms`` of ``key`` counts.
+    def _items_of(self, key: _Key, end_ms: int, parts: list[dict[str, _Entry]], since: int) -> list[ScoredItem]:
+        """The items window ``end_ms`` of ``key`` counts, from its panes' story dicts ``parts``.
 
         An entry counts when ``min_end <= end_ms`` and ``seq > since``; of
         the copies of one story the first to arrive (lowest ``seq``) counts.
         Without copies, partially late entries or a re-closing (the common
         case) that is every entry of the panes, when their stories differ.
         """
-        parts = [stories for pane in held if (stories := pane.get(key)) is not None]
         lo, hop, copies, partial = end_ms - self._span_ms, self._hop_ms, self._copies, self._partial_panes
         plain = not since and not (copies and any(p in copies and key in copies[p] for p in range(lo, end_ms + 1, hop)))
         if plain and not (partial and any(lo <= p <= end_ms for p in partial)):
             if len(parts) == 1:
                 return [entry[1] for entry in parts[0].values()]
-            entries = [entry for stories in parts for entry in stories.values()]
-            if len({entry[4] for entry in entries}) == len(entries):
-                return [entry[1] for entry in entries]
+            merged: dict[str, _Entry] = {}
+            held = 0
+            for stories in parts:
+                merged.update(stories)
+                held += len(stories)
+            if len(merged) == held:  # no story in two panes
+                return [entry[1] for entry in merged.values()]
         candidates = [entry for stories in parts for entry in stories.values()]
         for pane_end in range(lo, end_ms + 1, hop):
             candidates.extend(copies.get(pane_end, {}).get(key, ()))
@@ -648,18 +665,18 @@ class EventTimeWindows:
         oldest = min(self._panes, default=None)
         self._closed_seq = {e: s for e, s in self._closed_seq.items() if oldest is not None and e >= oldest}
 
-    def _result(self, key: _Key, end_ms: int, held: list[dict[_Key, dict[str, _Entry]]], since: int) -> WindowResult | None:
-        """The result of window ``end_ms`` of ``key`` from its panes ``held``; None when it holds nothing new."""
-        items = self._items_of(key, end_ms, held, since)
+    def _result(self, key: _Key, end_ms: int, parts: list[dict[str, _Entry]], since: int) -> WindowResult | None:
+        """The result of window ``end_ms`` of ``key`` from its panes' story dicts; None when it holds nothing new."""
+        items = self._items_of(key, end_ms, parts, since)
         if not items:
             return None
         if len(items) == 1:  # the most common window on sparse feeds (tweets, ratings): no lists
             return _single(key, end_ms - self._size_ms, end_ms, items[0])
         n = len(items)
-        labels = [it.label for it in items]
+        labels = list(map(_LABEL, items))
         n_negative = labels.count("negative")
         n_neutral = labels.count("neutral")
-        versions = {it.model_version for it in items}
+        versions = set(map(_VERSION, items))
         return WindowResult(
             key[0],
             key[1],
@@ -670,7 +687,7 @@ class EventTimeWindows:
             n_neutral,
             n - n_negative - n_neutral,
             n_negative / n,
-            math.fsum([it.score for it in items]) / n,
+            math.fsum(map(_SCORE, items)) / n,
             LazyEvidence(items),
             tuple(versions) if len(versions) == 1 else tuple(sorted(versions)),
         )
