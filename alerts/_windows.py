@@ -81,6 +81,7 @@ from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
 from ._result import LazyEvidence, WindowInterest, WindowResult
+from ._slide import SlidingCounts
 
 if TYPE_CHECKING:  # typing only: importing ``inference`` loads ONNX Runtime
     from inference._scored import ScoredItem
@@ -175,6 +176,7 @@ class EventTimeWindows:
         self._copies: dict[int, dict[_Key, list[_Entry]]] = {}
         self._pane_negatives: dict[int, dict[_Key, int]] = {}  # pane end -> key -> negative entries (copies too)
         self._partial_panes: set[int] = set()  # panes holding an entry that misses some of their windows
+        self._slide = SlidingCounts(self._hop_ms, 1)  # keys / negatives over the panes of the window closing
         self._seq = 0
         self._frontier_ms: int | None = None  # every window ending at or before this was closed once
         self._closed_seq: dict[int, int] = {}  # window end -> last entry seq it was closed with
@@ -408,10 +410,14 @@ class EventTimeWindows:
             pane = self._panes[pane_end] = {}
         negative = entry[1].label == "negative"
         story = entry[4]
+        slide = self._slide
+        covered = slide.lo_ms is not None and slide.lo_ms <= pane_end <= slide.hi_ms  # type: ignore[operator]
         for key in keys:
             stories = pane.get(key)
             if stories is None:
                 pane[key] = {story: entry}
+                if covered:
+                    slide.key_joined(key)
             elif story not in stories:
                 stories[story] = entry
             else:
@@ -423,6 +429,8 @@ class EventTimeWindows:
                     self._pane_negatives[pane_end] = {key: 1}
                 else:
                     counts[key] = counts.get(key, 0) + 1
+                if covered:
+                    slide.negative_joined(key)
         if entry[3] > pane_end:
             self._partial_panes.add(pane_end)
         frontier = self._frontier_ms
@@ -491,6 +499,7 @@ class EventTimeWindows:
         self._watermark_ms = None
         if not gone:
             return
+        self._slide.reset()
         for pane_end in list(self._panes):
             entries = [e for stories in self._panes[pane_end].values() for e in stories.values()]
             entries += [e for copies in self._copies.get(pane_end, {}).values() for e in copies]
@@ -562,30 +571,32 @@ class EventTimeWindows:
         return sorted(ends)
 
     def _close(self, due: list[int], interest: WindowInterest | None) -> list[WindowResult]:
+        """Results of the windows ending at ``due`` (ascending) that ``interest`` wants (every one when None)."""
         hop, span, size, panes = self._hop_ms, self._span_ms, self._size_ms, self._panes
-        wanted: dict[int, set[_Key]] = {}
-        watch: set[_Key] = set()
-        if interest is not None:
-            phase = interest.learn_phase_ms
-            for end in due:
-                if end in self._reopened or (phase is not None and (end - size - phase) % size == 0):
-                    continue
-                wanted[end] = self._may_reach(end, interest.min_negative)
-                watch |= wanted[end]
-            watch |= interest.keys
+        chosen: dict[int, set[_Key] | None] = {}  # end -> the keys to build (None: every key)
+        watch: set[_Key] = set(interest.keys) if interest is not None else set()
+        for end in due:
+            if end in self._reopened:  # closed before: only its keys with new entries close again
+                chosen[end] = self._reopened_keys(end)
+                self._closed_count += len(chosen[end])
+            elif interest is None:
+                held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
+                self._closed_count += len(set().union(*held))
+                chosen[end] = None
+            else:
+                self._slide_to(end, interest.min_negative)
+                self._closed_count += len(self._slide.present)
+                phase = interest.learn_phase_ms
+                learnt = phase is not None and (end - size - phase) % size == 0
+                reaching = set(self._slide.reaching)
+                watch |= reaching
+                chosen[end] = None if learnt else reaching
         results: list[WindowResult] = []
         for end in due:
             held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
-            keys: set[_Key] = set().union(*held)
-            reopened = end in self._reopened
-            if reopened:  # closed before: only its keys with new entries close again
-                keys = self._reopened_keys(end)
-            self._closed_count += len(keys)
-            chosen = wanted.get(end)
-            if chosen is not None:
-                keys = chosen | (watch & keys)
-            since = self._closed_seq.get(end, 0) if reopened else 0
-            if chosen is None:  # every key: group the panes' stories by key in one pass
+            since = self._closed_seq.get(end, 0) if end in self._reopened else 0
+            keys = chosen[end]
+            if keys is None:  # every key: group the panes' stories by key in one pass
                 parts: dict[_Key, list[dict[str, _Entry]]] = {}
                 for pane in held:
                     for key, stories in pane.items():
@@ -594,27 +605,35 @@ class EventTimeWindows:
                         else:
                             parts[key] = [stories]
                 pick = parts.__getitem__
+                keys = set(parts)
             else:
+                if end not in self._reopened:
+                    keys = keys | watch
+
                 def pick(key: _Key) -> list[dict[str, _Entry]]:
                     return [stories for pane in held if (stories := pane.get(key)) is not None]
             for key in sorted(keys):
-                result = self._result(key, end, pick(key), since)
+                parts_of_key = pick(key)
+                result = self._result(key, end, parts_of_key, since) if parts_of_key else None
                 if result is not None:
                     results.append(result)
         return results
 
-    def _may_reach(self, end_ms: int, min_negative: int) -> set[_Key]:
-        """Keys whose panes in window ``end_ms`` hold at least ``min_negative`` negative entries."""
-        total: dict[_Key, int] = {}
-        for pane_end in range(end_ms - self._span_ms, end_ms + 1, self._hop_ms):
-            counts = self._pane_negatives.get(pane_end)
-            if counts:
-                if total:
-                    for key, n in counts.items():
-                        total[key] = total.get(key, 0) + n
-                else:
-                    total = dict(counts)
-        return {key for key, n in total.items() if n >= min_negative}
+    def _slide_to(self, end_ms: int, min_negative: int) -> None:
+        """Make ``_slide`` cover exactly the panes of window ``end_ms``: slide it on, or rebuild it."""
+        slide, hop, lo = self._slide, self._hop_ms, end_ms - self._span_ms
+        if slide.min_negative != min_negative or slide.lo_ms is None or slide.hi_ms > end_ms or not (  # type: ignore[operator]
+                slide.lo_ms <= lo <= slide.hi_ms + hop):  # type: ignore[operator]
+            slide.reset(min_negative)
+        while slide.lo_ms is not None and slide.lo_ms < lo:
+            self._pop_slide()
+        for pane_end in range(lo if slide.hi_ms is None else slide.hi_ms + hop, end_ms + 1, hop):
+            slide.push(pane_end, self._panes.get(pane_end, {}).keys(), self._pane_negatives.get(pane_end, {}))
+
+    def _pop_slide(self) -> None:
+        pane_end = self._slide.lo_ms
+        assert pane_end is not None
+        self._slide.pop(self._panes.get(pane_end, {}).keys(), self._pane_negatives.get(pane_end, {}))
 
     def _items_of(self, key: _Key, end_ms: int, parts: list[dict[str, _Entry]], since: int) -> list[ScoredItem]:
         """The items window ``end_ms`` of ``key`` counts, from its panes' story dicts ``parts``.
@@ -657,7 +676,9 @@ class EventTimeWindows:
         if self._frontier_ms is None or watermark > self._frontier_ms:
             self._frontier_ms = watermark
         span = self._span_ms
-        for pane_end in [p for p in self._panes if p + span <= watermark]:
+        for pane_end in sorted(p for p in self._panes if p + span <= watermark):
+            while self._slide.lo_ms is not None and self._slide.lo_ms <= pane_end:
+                self._pop_slide()  # while the pane is still there to subtract
             del self._panes[pane_end]
             self._pane_negatives.pop(pane_end, None)
             self._copies.pop(pane_end, None)

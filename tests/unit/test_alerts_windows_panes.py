@@ -232,3 +232,21 @@ def test_an_episode_opened_in_one_advance_sees_its_later_windows_of_that_advance
     statuses = [a.status for a in det.evaluate_windows(closed, w.watermark_ms, w.hop_ms)]
     assert statuses == ["firing", "resolved"]
     assert [(r.end_ms - T0_MS) // MIN for r in closed] == [5, 10, 15, 20]
+
+
+def test_sliding_counts_follow_panes_in_and_out() -> None:
+    from alerts._slide import SlidingCounts
+
+    s = SlidingCounts(hop_ms=5, min_negative=2)
+    a, b = ("ticker", "A"), ("ticker", "B")
+    s.push(5, [a], {a: 1})
+    s.push(10, [a, b], {a: 1})
+    assert (s.present, s.reaching) == ({a: 2, b: 1}, {a})
+    with pytest.raises(ValueError):
+        s.push(20, [], {})  # not the next pane
+    s.negative_joined(b)
+    s.key_joined(b)
+    s.pop([a], {a: 1})  # pane 5 leaves
+    assert (s.lo_ms, s.hi_ms, s.present, s.negatives, s.reaching) == (10, 10, {a: 1, b: 2}, {a: 1, b: 1}, set())
+    s.pop([a, b], {a: 1, b: 1})
+    assert (s.lo_ms, s.present, s.negatives) == (None, {}, {})
