@@ -90,7 +90,8 @@ def run_demo(
                 "kafka": settings.kafka.model_copy(update={"bootstrap": bootstrap, "group_id": "finsentry-demo"}),
                 "webhooks": settings.webhooks.model_copy(update={"urls": [sink.url], "outbox_path": outbox_path}),
                 "windows": settings.windows.model_copy(
-                    update={"size_minutes": window_minutes, "allowed_lateness_minutes": min(60.0, window_minutes)}
+                    update={"size_minutes": window_minutes, "hop_minutes": window_minutes,  # tumbling: sparse feed
+                            "allowed_lateness_minutes": min(60.0, window_minutes)}
                 ),
                 "detector": settings.detector.model_copy(
                     update={"min_negative": min_negative, "min_neg_share": min_neg_share}
