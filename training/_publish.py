@@ -14,7 +14,7 @@ from inference import verify_manifest, write_manifest
 from ._tokenize import write_published_tokenizer
 
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-PUBLISHED_FILES = ("model.onnx", "tokenizer.json", "labels.json", "config.json", "metrics.json", "README.md")
+PUBLISHED_FILES = ("model.onnx", "model.fp16.onnx", "tokenizer.json", "labels.json", "config.json", "metrics.json", "README.md")
 
 SUMMARY_SYSTEMS = (
     ("model", "model"),
@@ -48,9 +48,14 @@ def publish(
     max_length: int = 128,
     overwrite: bool = False,
     set_default: bool = True,
+    fp16_path: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Create ``<publish_dir>/<version>/`` holding exactly the published files plus
     ``manifest.json``, verify it, and (``set_default``) write ``<publish_dir>/DEFAULT``.
+
+    ``onnx_path`` becomes ``model.onnx`` (the CPU model: fp32 or int8) and ``fp16_path``,
+    when given, ``model.fp16.onnx`` (the CUDA model, ``training._fp16``); both are listed
+    in the manifest like every file.
 
     The folder is assembled under a temporary name and renamed into place.
 
@@ -68,6 +73,8 @@ def publish(
         shutil.rmtree(tmp)
     tmp.mkdir()
     shutil.copyfile(onnx_path, tmp / "model.onnx")
+    if fp16_path is not None:
+        shutil.copyfile(fp16_path, tmp / "model.fp16.onnx")
     write_published_tokenizer(tokenizer_src, tmp / "tokenizer.json", max_length)
     _dump(tmp / "labels.json", {"sentiment": list(SENTIMENT_LABELS), "topic": list(topic_names)})
     _dump(tmp / "config.json", model_config(version, quantization, max_length))
