@@ -90,6 +90,9 @@ def build_train_parser() -> argparse.ArgumentParser:
                    help="tune per-class logit offsets on the dev split (maximising dev macro-F1; a head keeps them "
                         "only if they gain >= 0.5 point in 5-fold cross-validation on dev) and bake them into the heads' biases "
                         "before evaluation, the int8 gate and the fp16 copy")
+    p.add_argument("--variants-json", type=Path, default=None, metavar="FILE",
+                   help="quality and cost of the run's variants (the JSON of benchmarks/model_variants.py), "
+                        "recorded in metrics.json and the model card")
     p.add_argument("--promote", action="store_true",
                    help="champion/challenger: make the new model the default only if it beats the current "
                         "default on the frozen evaluation sets (without it, DEFAULT is set only when none exists)")
@@ -264,6 +267,8 @@ def train_main(argv: list[str] | None = None) -> int:
         "timings_s": {"train": round(train_s, 1), "export_parity": round(export_s, 1),
                       "evaluate_baselines": round(eval_s, 1), "quantize_gate": round(quant_s, 1), "fp16": round(fp16_s, 1)},
     }
+    if args.variants_json is not None:
+        metrics["variants"] = json.loads(args.variants_json.read_text(encoding="utf-8"))
     metrics["pipeline_wall_s"] = round(time.perf_counter() - t_start, 1)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     report = results_markdown(metrics, topic_names, confusion=False)

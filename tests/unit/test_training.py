@@ -172,6 +172,8 @@ def test_fp16_copy_is_published_and_close_to_fp32(tiny_run):
     assert min(check["agreement"].values()) >= FP16_MIN_AGREEMENT
     graph = onnx.load(str(folder / "model.fp16.onnx")).graph
     assert sum(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer) > 50
+    int8 = [i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    assert [tuple(i.dims) for i in int8] == [(30522, 384)]  # the word-embedding rows, nothing else
     fp16 = ort.InferenceSession(str(folder / "model.fp16.onnx"), providers=["CPUExecutionProvider"])
     fp32 = ort.InferenceSession(str(run / "model.fp32.onnx"), providers=["CPUExecutionProvider"])
     assert [(i.name, i.type) for i in fp16.get_inputs()] == [("input_ids", "tensor(int64)"), ("attention_mask", "tensor(int64)")]
