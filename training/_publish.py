@@ -90,6 +90,26 @@ def publish(
     return final
 
 
+def record_variants(folder: str | os.PathLike[str], variants: dict[str, Any]) -> Path:
+    """Add the quality / cost table of a run's variants (``benchmarks/model_variants.py`` JSON) to a
+    published folder: ``metrics.json`` key ``variants``, the model card regenerated, the manifest
+    rewritten and verified. The ONNX files, labels and config are not touched, so scores do not change.
+
+    Raises:
+        inference.ManifestError: the folder does not match its manifest before or after.
+    """
+    folder = Path(folder)
+    manifest = verify_manifest(folder)
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+    metrics["variants"] = variants
+    _dump(folder / "metrics.json", metrics)
+    (folder / "README.md").write_text(model_card(manifest["version"], metrics, list(labels["topic"])), encoding="utf-8")
+    write_manifest(folder, manifest["version"])
+    verify_manifest(folder)
+    return folder
+
+
 def _dump(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -160,14 +180,14 @@ def _variants_section(metrics: dict[str, Any]) -> str:
     if not var:
         return ""
     cost = var["cost"]
-    sets = list(next(iter(var["variants"].values()))["quality"])
+    sets = list(next(r["quality"] for r in var["variants"].values() if r["quality"]))
     rows = ["| variant | " + " | ".join(f"{s}: acc / macro-F1" for s in sets) + " | CPU items/s | vs fp32 |",
             "|---" * (len(sets) + 3) + "|"]
     for name, r in var["variants"].items():
         q = r["quality"]
         speed = (f"{r['items_per_s_cpu']:.0f} | {r['speed_vs_fp32']:.2f}×" if "items_per_s_cpu" in r else "as fp32 | 1×")
-        rows.append(f"| {name} | " + " | ".join(f"{100 * q[s]['accuracy']:.1f} / {100 * q[s]['macro_f1']:.1f}"
-                                                for s in sets) + f" | {speed} |")
+        cells = [f"{100 * q[s]['accuracy']:.1f} / {100 * q[s]['macro_f1']:.1f}" if q else "not measured" for s in sets]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {speed} |")
     return f"""## Variants of this training run: quality and cost
 
 Cost per item: {cost['gflops_per_item']:.3f} GFLOP at {cost['mean_tokens']:.1f} tokens (every variant; BERT-base

@@ -269,3 +269,25 @@ def test_promotion_rule_on_real_folders(tiny_run, tmp_path):
     log = [json.loads(line) for line in (reg / "promotions.jsonl").read_text().splitlines()]
     assert [r["promote"] for r in log] == [False, True]
     assert set(log[0]["champion_scores"]) == set(log[0]["challenger_scores"]) and log[0]["champion"] == shipped.name
+
+
+def test_record_variants_updates_card_and_manifest_not_the_model(tiny_run, tmp_path):
+    from training._publish import record_variants
+
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_run[2], folder)
+    before = verify_manifest(folder)["files"]
+    q = {"accuracy": 0.5, "macro_f1": 0.4}
+    variants = {"variants": {"fp32": {"quality": {"tweets_sentiment_validation": q}, "items_per_s_cpu": 100.0,
+                                      "speed_vs_fp32": 1.0},
+                             "int8": {"quality": {"tweets_sentiment_validation": q}, "items_per_s_cpu": 150.0,
+                                      "speed_vs_fp32": 1.5}},
+                "cost": {"gflops_per_item": 0.4, "mean_tokens": 19.0, "bert_base_gflops_per_item": 2.6,
+                         "fewer_flops_than_bert_base": 6.5, "threads": 2, "micro_batch": 256, "n_headlines": 10,
+                         "repeats": 1}}
+    record_variants(folder, variants)
+    after = verify_manifest(folder)["files"]
+    assert {k for k in after if after[k] != before[k]} == {"README.md", "metrics.json"}
+    card = (folder / "README.md").read_text()
+    assert "Variants of this training run" in card and "| int8 | 50.0 / 40.0 | 150 | 1.50× |" in card
+    assert json.loads((folder / "metrics.json").read_text())["variants"] == variants
