@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._data import PHRASEBANK_TEST_FRACTION, PHRASEBANK_TEST_SEED, SENTIMENT_LABELS
-from ._evaluate import markdown_confusion, markdown_per_class, markdown_summary
+from ._evaluate import _md, markdown_confusion, markdown_per_class, markdown_summary
 from inference import verify_manifest, write_manifest
 from ._tokenize import write_published_tokenizer
 
@@ -158,7 +158,7 @@ def _calibration_section(metrics: dict[str, Any]) -> str:
             "|---|---:|---:|---:|---:|---|---|"]
     for out, r in cal["heads"].items():
         offs = r["offsets"] or r["fitted_offsets_if_not_applied"] or {}
-        shown = ", ".join(f"{k} {v:+.2f}" for k, v in offs.items() if v) or "all 0"
+        shown = ", ".join(f"{_md(k)} {v:+.2f}" for k, v in offs.items() if v) or "all 0"
         rows.append(f"| {out} | {r['n']} | {100 * r['cv']['plain_macro_f1']:.2f} | {100 * r['cv']['oof_macro_f1']:.2f} | "
                     f"{100 * r['cv']['gain']:+.2f} | {'yes' if r['applied'] else 'no'} | {shown}"
                     f"{'' if r['applied'] else ' (fitted, not applied)'} |")
@@ -194,7 +194,7 @@ Cost per item: {cost['gflops_per_item']:.3f} GFLOP at {cost['mean_tokens']:.1f} 
 {cost['bert_base_gflops_per_item']:.3f} GFLOP, **{cost['fewer_flops_than_bert_base']:.1f}× more**; Kaplan et al. 2020
 Table 1, attention term doubled for a bidirectional encoder). CPU items/s: finsentry's scorer, {cost['threads']}
 threads, micro-batches of {cost['micro_batch']}, {cost['n_headlines']} Benzinga headlines, median of {cost['repeats']}
-interleaved rounds on a shared 2-core machine (ratios are the reliable part). Command and details:
+interleaved rounds on a shared 2-core machine (rough: `benchmarks/RESULTS.md` gives every round). Command:
 `benchmarks/model_variants.py`, `benchmarks/RESULTS.md` (issue #3).
 
 {chr(10).join(rows)}
