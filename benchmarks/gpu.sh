@@ -6,7 +6,8 @@
 # Run from the repository root on the GPU machine, e.g. through the device tool:
 #     run(command="bash benchmarks/gpu.sh", carry=["var/gpu"], timeout_s=420)
 # It expects, prepared on a CPU machine and carried in var/gpu/ (ignored by git):
-#     var/gpu/model.fp16.onnx   python benchmarks/make_fp16.py     (45.2 MB; see the size note below)
+#     (optional) var/gpu/model.fp16.onnx   overrides the default folder's own model.fp16.onnx (every
+#                               published folder has one since issue #3; make one: benchmarks/make_fp16.py)
 #     var/gpu/data/massive_stock_news_analyst_ratings_partial/analyst_ratings_processed.csv
 #                               the first 25,001 lines of the shared Benzinga file (../shared/data does not
 #                               travel; var/ is git-ignored, the data set never enters the repository):
@@ -17,10 +18,10 @@
 # and writes $OUT/gpu-bench.json, $OUT/gpu-sweep.json and $OUT/gpu.log (or var/gpu-out/ without $OUT).
 # Budget: under 5 minutes (install ~30 s, model load ~10 s, sweep ~60 s, bench ~2 min).
 #
-# SIZE NOTE: the device tool carries at most 64 MiB; the tracked tree is ~24 MB and the fp16
-# model 45.2 MB, so the fp16 file does not fit as is, and an onnxruntime-gpu wheel does not
-# fit either. Before the first run: check `du -sh var/gpu` and the tree; options are an fp16
-# model whose word-embedding table stays int8 (~34 MB), or a machine image with onnxruntime-gpu.
+# SIZE NOTE: the device tool carries at most 64 MiB (tree + carry). Since issue #3 the tracked tree
+# holds the default folder's int8 model.onnx (23.4 MB) and its fp16 model.fp16.onnx with int8
+# word-embedding rows (33.5 MB): ~59 MB, so little is left for var/gpu (the Benzinga excerpt fits;
+# an onnxruntime-gpu wheel does not: use a machine image that has it). Check `du -sh var/gpu`.
 set -euo pipefail
 OUT="${OUT:-var/gpu-out}"; mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu.log") 2>&1
@@ -37,12 +38,14 @@ fi
   apscheduler 2>/dev/null || true
 "$PY" -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
 
-# A model folder = the published one + model.fp16.onnx, with a fresh manifest (the scorer loads the fp16
-# file only when CUDA is in use and the manifest lists it).
+# A model folder = the published one (with its model.fp16.onnx), optionally with var/gpu/model.fp16.onnx
+# instead, and a fresh manifest (the scorer loads the fp16 file only when CUDA is in use and the manifest
+# lists it).
 MODEL_DIR="$(mktemp -d)/gpu-model"
 SRC="models/$(cat models/DEFAULT)"
 cp -r "$SRC" "$MODEL_DIR"
-[ -f var/gpu/model.fp16.onnx ] && cp var/gpu/model.fp16.onnx "$MODEL_DIR/" || echo "gpu.sh: no fp16 model, int8 on CUDA"
+[ -f var/gpu/model.fp16.onnx ] && cp var/gpu/model.fp16.onnx "$MODEL_DIR/"
+[ -f "$MODEL_DIR/model.fp16.onnx" ] || echo "gpu.sh: no fp16 model, int8 on CUDA"
 "$PY" -c "import sys; from inference import write_manifest; write_manifest(sys.argv[1], sys.argv[2])" "$MODEL_DIR" "$(cat models/DEFAULT)"
 
 # 1. model-only sweep: micro-batch x sub-batch (rows per ONNX Runtime call), 20,000 real headlines.

@@ -1,15 +1,12 @@
-"""Build the CUDA model file ``model.fp16.onnx`` from a training run's fp32 ONNX export.
+"""Build ``model.fp16.onnx`` (the CUDA model) from a training run's fp32 ONNX export, outside the trainer.
 
-    python benchmarks/make_fp16.py [RUN_DIR/model.fp32.onnx] [OUT=var/gpu/model.fp16.onnx]
+    python benchmarks/make_fp16.py [RUN_DIR/model.fp32.onnx] [OUT=var/gpu/model.fp16.onnx] [--fp16-embeddings]
 
-ONNX Runtime's transformer optimizer fuses the BERT graph (Attention,
-SkipLayerNormalization, BiasGelu; ``model_type="bert"``, 12 heads, hidden 384 for
-MiniLM-L6) and converts weights and activations to float16, keeping the graph's
-int64 inputs and float32 outputs (``keep_io_types``) so the scorer feeds it like
-the CPU model. The scorer loads ``model.fp16.onnx`` from a model folder, when
-CUDA is in use and the manifest lists the file (``inference.model_file``).
-Needs the ``onnx`` package (``train`` extra). Run on a CPU machine; the file
-then travels to the GPU machine (benchmarks/gpu.sh).
+The trainer's publish step already puts this file, checked against fp32, in every published
+model folder (``training._fp16``: fused BERT graph, float16 weights and compute, int64 inputs and
+float32 outputs kept, word-embedding table as int8 rows unless ``--fp16-embeddings``). This script
+calls the same :func:`training.make_fp16` for experiments (e.g. ``benchmarks/gpu.sh`` overriding
+the published file). Needs the ``onnx`` package (``train`` extra).
 """
 
 from __future__ import annotations
@@ -17,22 +14,25 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from onnxruntime.transformers.optimizer import optimize_model
+from training import make_fp16
+from training._model import base_model_dir
 
 DEFAULT_SRC = Path.home() / ".cache/finsentry/train-runs/minilm6-mt-20261129-e4/model.fp32.onnx"
 
 
 def main(argv: list[str]) -> int:
+    flags = [a for a in argv if a.startswith("--")]
+    argv = [a for a in argv if not a.startswith("--")]
     src = Path(argv[0]) if argv else DEFAULT_SRC
     out = Path(argv[1]) if len(argv) > 1 else Path("var/gpu/model.fp16.onnx")
     if not src.is_file():
         print(f"make_fp16: {src} not found (pass the training run's model.fp32.onnx)", file=sys.stderr)
         return 2
-    model = optimize_model(str(src), model_type="bert", num_heads=12, hidden_size=384, opt_level=1, use_gpu=True)
-    print("fused:", model.get_fused_operator_statistics())
-    model.convert_float_to_float16(keep_io_types=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model.save_model_to_file(str(out))
+    try:
+        base = base_model_dir()
+    except FileNotFoundError:
+        base = None  # ONNX Runtime detects heads and hidden size from the graph
+    make_fp16(src, out, base, int8_embeddings="--fp16-embeddings" not in flags)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 

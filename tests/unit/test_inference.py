@@ -61,6 +61,39 @@ def test_tampered_folder_is_refused(tmp_path: Path) -> None:
         ModelFolder.load(copy)
 
 
+def _folder_with_fp16(tmp_path: Path, listed: bool) -> Path:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for name in ("model.onnx", "model.fp16.onnx"):
+        (folder / name).write_bytes(b"x")
+    files = {"model.onnx": "0" * 64, **({"model.fp16.onnx": "0" * 64} if listed else {})}
+    (folder / "manifest.json").write_text(json.dumps({"version": "m", "files": files}))
+    return folder
+
+
+def test_fp16_model_is_chosen_only_for_cuda(tmp_path: Path) -> None:
+    """model.fp16.onnx on the CUDA provider (auto or gpu), model.onnx (fp32/int8) on the CPU."""
+    from inference import model_file
+
+    folder = _folder_with_fp16(tmp_path, listed=True)
+    cuda, cpu = ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]
+    assert model_file(folder, "auto", cuda).name == "model.fp16.onnx"
+    assert model_file(folder, "gpu", cuda).name == "model.fp16.onnx"
+    assert model_file(folder, "cpu", cuda).name == "model.onnx"
+    assert model_file(folder, "auto", cpu).name == "model.onnx"
+
+
+def test_fp16_model_not_listed_in_the_manifest_is_not_chosen(tmp_path: Path) -> None:
+    from inference import model_file
+
+    folder = _folder_with_fp16(tmp_path, listed=False)
+    assert model_file(folder, "gpu", ["CUDAExecutionProvider", "CPUExecutionProvider"]).name == "model.onnx"
+
+
+def test_scorer_on_cpu_loads_the_cpu_model(scorer: Scorer) -> None:
+    assert scorer.model_file.name == "model.onnx" and scorer.provider == "CPUExecutionProvider"
+
+
 def test_not_a_model_folder(tmp_path: Path) -> None:
     with pytest.raises(ModelFolderError, match="neither a model folder"):
         Scorer(tmp_path, device="cpu")

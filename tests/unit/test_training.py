@@ -23,7 +23,7 @@ pytest.importorskip("sklearn")
 from training import ManifestError, evaluate_main, train_main, verify_manifest  # noqa: E402
 from training._data import DEFAULT_DATA_DIR, SENTIMENT_DIR, data_dir  # noqa: E402
 
-PUBLISHED = {"model.onnx", "tokenizer.json", "labels.json", "config.json", "metrics.json", "README.md", "manifest.json"}
+PUBLISHED = {"model.onnx", "model.fp16.onnx", "tokenizer.json", "labels.json", "config.json", "metrics.json", "README.md", "manifest.json"}
 
 
 def _have_base_model() -> bool:
@@ -135,7 +135,7 @@ def test_from_run_republishes_without_training(tiny_run, tmp_path):
     run, _, _ = tiny_run
     pub = tmp_path / "models"
     rc = train_main(["--from-run", str(run), "--max-eval-items", "48", "--out-dir", str(tmp_path / "run2"),
-                     "--publish-dir", str(pub), "--version", "tiny-again", "--no-progress"])
+                     "--publish-dir", str(pub), "--version", "tiny-again", "--no-progress", "--calibrate"])
     assert rc == 0
     folder = pub / "tiny-again"
     assert {p.name for p in folder.iterdir()} == PUBLISHED and verify_manifest(folder)["version"] == "tiny-again"
@@ -146,6 +146,66 @@ def test_from_run_republishes_without_training(tiny_run, tmp_path):
     gate = metrics["quantization_gate"]
     assert next(iter(gate["candidates"])) == "int8-blockwise" and gate["min_agreement"] == 0.99
     assert not (tmp_path / "run2" / "best.pt").exists()  # nothing was trained
+    cal = metrics["calibration"]
+    assert cal["enabled"] and set(cal["heads"]) == {"sentiment_logits", "topic_logits"}
+    for out, rec in cal["heads"].items():  # dev = the run's own 64-item dev split per task (seed 3)
+        assert rec["n"] == prior["data"][out.split("_")[0]]["dev_items"]
+        assert rec["applied"] == (rec["cv"]["gain"] >= rec["min_cv_gain"])
+        assert rec["dev_macro_f1_after"] >= rec["dev_macro_f1_before"] or not rec["applied"]
+    assert cal["baked_into"] == (sorted(o for o, r in cal["heads"].items() if r["applied"]) or None)
+
+
+def test_fp16_copy_is_published_and_close_to_fp32(tiny_run):
+    """model.fp16.onnx is in the folder and its manifest, keeps the int64 inputs / float32 outputs,
+    stores float16 weights, and stays within FP16_ATOL of the fp32 export on real tokens (CPU EP)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from inference import model_file
+    from training._fp16 import FP16_ATOL, FP16_MIN_AGREEMENT
+
+    run, _, folder = tiny_run
+    assert "model.fp16.onnx" in verify_manifest(folder)["files"]
+    check = json.loads((folder / "metrics.json").read_text())["fp16_check"]
+    assert check["passed"] and check["max_abs_diff"] <= FP16_ATOL == check["atol"]
+    assert min(check["agreement"].values()) >= FP16_MIN_AGREEMENT
+    graph = onnx.load(str(folder / "model.fp16.onnx")).graph
+    assert sum(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer) > 50
+    int8 = [i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    assert [tuple(i.dims) for i in int8] == [(30522, 384)]  # the word-embedding rows, nothing else
+    fp16 = ort.InferenceSession(str(folder / "model.fp16.onnx"), providers=["CPUExecutionProvider"])
+    fp32 = ort.InferenceSession(str(run / "model.fp32.onnx"), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type) for i in fp16.get_inputs()] == [("input_ids", "tensor(int64)"), ("attention_mask", "tensor(int64)")]
+    from training._tokenize import encode, load_tokenizer, pad_batch
+
+    tok = load_tokenizer(folder / "tokenizer.json", 128)
+    ids, mask = pad_batch(encode(tok, ["Acme cuts full-year guidance, shares slide", "Fed holds rates steady",
+                                       "Oil jumps 4% as OPEC+ agrees deeper output cuts " * 12]))
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    for a, b in zip(fp32.run(None, feeds), fp16.run(None, feeds)):
+        assert b.dtype == np.float32 and a.shape == b.shape
+        assert np.max(np.abs(a - b)) <= FP16_ATOL
+    assert model_file(folder, "auto", ["CUDAExecutionProvider", "CPUExecutionProvider"]).name == "model.fp16.onnx"
+    assert model_file(folder, "auto", ["CPUExecutionProvider"]).name == "model.onnx"
+
+
+def test_fp16_check_fails_when_fp16_differs_from_fp32(tiny_run, tmp_path):
+    """An fp16 copy of a different graph (topic bias moved by 1 logit) is refused."""
+    import numpy as np
+
+    from training._calibrate import bake_logit_offsets
+    from training._evaluate import OnnxClassifier, load_eval_sets, predict_sets
+    from training._fp16 import Fp16CheckError, check_fp16, make_fp16
+
+    run, _, folder = tiny_run
+    shifted = bake_logit_offsets(run / "model.fp32.onnx", tmp_path / "shifted.onnx",
+                                 {"topic_logits": np.full(20, 1.0, dtype=np.float32)})
+    fp16 = make_fp16(shifted, tmp_path / "shifted.fp16.onnx")
+    sets = load_eval_sets(max_items=16)
+    pred = predict_sets(OnnxClassifier(run / "model.fp32.onnx", folder / "tokenizer.json"), sets)
+    with pytest.raises(Fp16CheckError, match="max"):
+        check_fp16(run / "model.fp32.onnx", fp16, folder / "tokenizer.json", sets, pred)
 
 
 def test_parity_check_raises_on_mismatch(tiny_run):
@@ -209,3 +269,25 @@ def test_promotion_rule_on_real_folders(tiny_run, tmp_path):
     log = [json.loads(line) for line in (reg / "promotions.jsonl").read_text().splitlines()]
     assert [r["promote"] for r in log] == [False, True]
     assert set(log[0]["champion_scores"]) == set(log[0]["challenger_scores"]) and log[0]["champion"] == shipped.name
+
+
+def test_record_variants_updates_card_and_manifest_not_the_model(tiny_run, tmp_path):
+    from training._publish import record_variants
+
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_run[2], folder)
+    before = verify_manifest(folder)["files"]
+    q = {"accuracy": 0.5, "macro_f1": 0.4}
+    variants = {"variants": {"fp32": {"quality": {"tweets_sentiment_validation": q}, "items_per_s_cpu": 100.0,
+                                      "speed_vs_fp32": 1.0},
+                             "int8": {"quality": {"tweets_sentiment_validation": q}, "items_per_s_cpu": 150.0,
+                                      "speed_vs_fp32": 1.5}},
+                "cost": {"gflops_per_item": 0.4, "mean_tokens": 19.0, "bert_base_gflops_per_item": 2.6,
+                         "fewer_flops_than_bert_base": 6.5, "threads": 2, "micro_batch": 256, "n_headlines": 10,
+                         "repeats": 1}}
+    record_variants(folder, variants)
+    after = verify_manifest(folder)["files"]
+    assert {k for k in after if after[k] != before[k]} == {"README.md", "metrics.json"}
+    card = (folder / "README.md").read_text()
+    assert "Variants of this training run" in card and "| int8 | 50.0 / 40.0 | 150 | 1.50× |" in card
+    assert json.loads((folder / "metrics.json").read_text())["variants"] == variants
