@@ -583,6 +583,9 @@ class EventTimeWindows:
                 held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
                 self._closed_count += len(set().union(*held))
                 chosen[end] = None
+            elif not span and interest.learn_phase_ms is not None and (end - interest.learn_phase_ms) % size == 0:
+                self._closed_count += len(panes.get(end, ()))  # tumbling, every window learnt: every key
+                chosen[end] = None
             else:
                 self._slide_to(end, interest.min_negative)
                 self._closed_count += len(self._slide.present)
@@ -596,6 +599,9 @@ class EventTimeWindows:
             held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
             since = self._closed_seq.get(end, 0) if end in self._reopened else 0
             keys = chosen[end]
+            if keys is None and not since and self._plain(end):
+                results.extend(self._every_key(end, held))
+                continue
             if keys is None:  # every key: group the panes' stories by key in one pass
                 parts: dict[_Key, list[dict[str, _Entry]]] = {}
                 for pane in held:
@@ -618,6 +624,37 @@ class EventTimeWindows:
                 if result is not None:
                     results.append(result)
         return results
+
+    def _plain(self, end_ms: int) -> bool:
+        """Whether no pane of window ``end_ms`` holds later copies of a story or partially late entries."""
+        lo, copies, partial = end_ms - self._span_ms, self._copies, self._partial_panes
+        return not any(lo <= p <= end_ms for p in copies) and not any(lo <= p <= end_ms for p in partial)
+
+    def _every_key(self, end_ms: int, held: list[dict[_Key, dict[str, _Entry]]]) -> list[WindowResult]:
+        """Results of window ``end_ms`` for every key of its panes ``held``, when ``_plain(end_ms)``."""
+        if len(held) == 1:  # tumbling
+            pane = held[0]
+            return [self._result_of(key, end_ms, [entry[1] for entry in pane[key].values()]) for key in sorted(pane)]
+        merged: dict[_Key, dict[str, _Entry]] = {}
+        count: dict[_Key, int] = {}
+        for pane in held:
+            for key, stories in pane.items():
+                if key in merged:
+                    merged[key].update(stories)
+                    count[key] += len(stories)
+                else:
+                    merged[key] = dict(stories)
+                    count[key] = len(stories)
+        out = []
+        for key in sorted(merged):
+            stories = merged[key]
+            if len(stories) == count[key]:
+                items = [entry[1] for entry in stories.values()]
+            else:  # a story in two panes: its first copy counts
+                parts = [p[key] for p in held if key in p]
+                items = self._items_of(key, end_ms, parts, 0)
+            out.append(self._result_of(key, end_ms, items))
+        return out
 
     def _slide_to(self, end_ms: int, min_negative: int) -> None:
         """Make ``_slide`` cover exactly the panes of window ``end_ms``: slide it on, or rebuild it."""
@@ -689,8 +726,10 @@ class EventTimeWindows:
     def _result(self, key: _Key, end_ms: int, parts: list[dict[str, _Entry]], since: int) -> WindowResult | None:
         """The result of window ``end_ms`` of ``key`` from its panes' story dicts; None when it holds nothing new."""
         items = self._items_of(key, end_ms, parts, since)
-        if not items:
-            return None
+        return self._result_of(key, end_ms, items) if items else None
+
+    def _result_of(self, key: _Key, end_ms: int, items: list[ScoredItem]) -> WindowResult:
+        """The result of window ``end_ms`` of ``key`` holding ``items`` (at least one)."""
         if len(items) == 1:  # the most common window on sparse feeds (tweets, ratings): no lists
             return _single(key, end_ms - self._size_ms, end_ms, items[0])
         n = len(items)
