@@ -75,7 +75,7 @@ def _replay(env: dict[str, str], feed: Path, start: int, count: int, workdir: Pa
     items = read_feed(feed).items[start:start + count]
     part.write_bytes(b"".join(item.to_json() + b"\n" for item in items))
     proc = subprocess.run([sys.executable, "-m", "finsentry", "replay", str(part)],
-                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"replay failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 

@@ -109,7 +109,7 @@ def _outbox(path: Path, sql: str) -> list[tuple]:
 def _write_chunk(env: dict[str, str], lines: list[bytes], path: Path) -> None:
     path.write_bytes(b"".join(lines))
     proc = subprocess.run([sys.executable, "-m", "finsentry", "replay", str(path)],
-                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"replay failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 

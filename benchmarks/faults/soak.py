@@ -73,7 +73,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -151,6 +150,10 @@ class _Stream:
             item = stamp(next(self._copies))
             self._producer.send(self._topic, key=record_key(item), value=item.to_json(), timestamp_ms=item.published_ms)
             self.sent += 1
+
+    def flush(self) -> None:
+        """Wait until every item sent so far is acknowledged by the broker."""
+        self._producer.flush()
 
     def paced(self, rate: float, seconds: float, on_tick: Callable[[float], None] | None = None) -> float:
         """Send at ``rate`` items/s for ``seconds`` (100 ms ticks); returns the wall seconds taken."""
@@ -256,11 +259,16 @@ def _wait_scored(port: int, want: float, proc: subprocess.Popen[bytes], timeout_
 
 
 def probe_max_rate(stream: _Stream, port: int, proc: subprocess.Popen[bytes], backlog: int) -> float:
-    """Items/s the daemon scores while draining a backlog of ``backlog`` items (between 10 % and 90 % of it)."""
+    """Items/s the daemon scores while draining a backlog of ``backlog`` items (between 10 % and 90 % of it).
+
+    Returns when the whole backlog is scored.
+
+    Raises:
+        RuntimeError: the daemon exited, or did not get through the backlog in time.
+    """
     base = _wait_scored(port, 0, proc, 5)
     stream.send(backlog)
-    stream._producer.flush()
-    t10 = time.monotonic()
+    stream.flush()
     n10 = _wait_scored(port, base + 0.1 * backlog, proc, 900)
     t10 = time.monotonic()
     n90 = _wait_scored(port, base + 0.9 * backlog, proc, 1800)
