@@ -101,6 +101,7 @@ def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, o
         "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
         "FINSENTRY_KAFKA__SESSION_TIMEOUT_MS": "6000",  # a killed member leaves the group sooner
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1440",  # the sample is sparse: one-day windows, as the demo
+        "FINSENTRY_WINDOWS__HOP_MINUTES": "1440",  # tumbling, whatever the default hop
         "FINSENTRY_DETECTOR__MIN_NEGATIVE": "2",
         "FINSENTRY_DETECTOR__MIN_NEG_SHARE": "0.5",
         "FINSENTRY_WEBHOOKS__URLS": json.dumps([sink_url]),

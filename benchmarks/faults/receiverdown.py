@@ -84,6 +84,7 @@ def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, p
         "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"],
         "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1440",
+        "FINSENTRY_WINDOWS__HOP_MINUTES": "1440",  # tumbling, whatever the default hop
         "FINSENTRY_DETECTOR__KIND": "threshold",
         "FINSENTRY_DETECTOR__MIN_NEGATIVE": "2",
         "FINSENTRY_DETECTOR__MIN_NEG_SHARE": "0.5",

@@ -230,6 +230,7 @@ def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, o
         "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"],
         "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1",  # live-stamped items: one-minute windows open and close all along
+        "FINSENTRY_WINDOWS__HOP_MINUTES": "1",  # tumbling, whatever the default hop
         # the threshold detector: alerts all along, so the outbox and the delivery worker are exercised too
         "FINSENTRY_DETECTOR__KIND": "threshold",
         "FINSENTRY_DETECTOR__MIN_NEGATIVE": "3",
