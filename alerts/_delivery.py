@@ -3,7 +3,11 @@
 A worker takes its endpoint's earliest due delivery, POSTs the frozen body
 with fresh Standard Webhooks headers, and records the outcome in the outbox:
 
-- 2xx: delivered (latency observed from queueing to the answer);
+- 2xx: delivered (latency observed from queueing to the answer); the
+  endpoint's deliveries waiting out a retry delay become due now
+  (``Outbox.retry_failed_now``): the receiver is back, so an alert that
+  failed during an outage goes within seconds of its return rather than
+  after the rest of its backoff (up to hours), oldest first;
 - 410 Gone: the endpoint is disabled (persistently; logged at ERROR, gauge
   ``finsentry_webhook_endpoint_disabled`` = 1) and its deliveries are dead-lettered;
 - other 4xx (but 408 and 429): that delivery is dead-lettered, not retried;
@@ -202,6 +206,9 @@ class EndpointWorker:
             self._metrics.delivered.labels(ep.name).inc()
             self._metrics.latency.labels(ep.name).observe(max(0.0, time.time() - pending.created_at))
             log.debug("webhook %s: delivered %s (HTTP %d)", ep.name, pending.msg_id, status)
+            n = self._outbox.retry_failed_now(ep.id)
+            if n:
+                log.info("webhook %s answers again: %d delivery(ies) waiting to retry are due now", ep.name, n)
             return
         self._metrics.failed.labels(ep.name, _failure_label(status)).inc()
         if outcome is Outcome.DISABLE:

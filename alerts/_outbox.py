@@ -501,6 +501,25 @@ class Outbox:
                 (now, endpoint_id, now),
             ).rowcount
 
+    def retry_failed_now(self, endpoint_id: str, now: float | None = None) -> int:
+        """Make the endpoint's pending deliveries that already failed at least once due at ``now``.
+
+        Called when a delivery to the endpoint succeeded: the receiver is back, so
+        deliveries waiting out a long backoff (up to hours, ``RetryPolicy``) go now,
+        oldest first (the queue orders by ``next_at``, then ``created_at``). Never
+        attempted deliveries keep their ``next_at`` (a configured first delay).
+
+        Returns:
+            How many were brought forward.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            return c.execute(
+                "UPDATE deliveries SET next_at = ? WHERE endpoint_id = ? AND state = 'pending' "
+                "AND attempts > 0 AND next_at > ?",
+                (now, endpoint_id, now),
+            ).rowcount
+
     # -- endpoints ------------------------------------------------------------------
 
     def disable_endpoint(self, endpoint_id: str, reason: str, now: float | None = None) -> None:

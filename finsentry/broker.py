@@ -5,6 +5,8 @@ Kafka 4.1.1 from Maven Central jars (cached under ``$FINSENTRY_KAFKA_HOME``, def
 ``~/.cache/finsentry/kafka-4.1.1``) and runs it with plain ``java`` as a combined KRaft
 broker+controller on ``127.0.0.1``. Each broker gets a fresh data directory inside its
 run directory; :meth:`LocalBroker.stop` ends the JVM and deletes the run directory.
+:meth:`LocalBroker.halt` ends the JVM but keeps the run directory, and
+:meth:`LocalBroker.resume` starts it again on the same data and ports (fault tests).
 
 Example::
 
@@ -233,6 +235,52 @@ class LocalBroker:
         self._bootstrap = None
         if self._requested_run_dir is None:
             self._run_dir = None
+
+    def halt(self) -> None:
+        """Stop the broker JVM (SIGTERM: a controlled shutdown; SIGKILL after ``stop_timeout_s``)
+        but keep the run directory, its data dir and its ports, for :meth:`resume`
+        (``broker.sh halt``). For fault tests: a broker that goes away and comes back.
+
+        Raises:
+            BrokerError: the broker is not running, or the script failed.
+        """
+        if self._bootstrap is None or self._run_dir is None:
+            raise BrokerError("broker is not running; nothing to halt")
+        self._script_call("halt", timeout_s=self._stop_timeout_s + 30.0)
+
+    def resume(self) -> str:
+        """Start a halted broker again on the same data dir, config and ports
+        (``broker.sh resume``) and wait until it serves a client round trip.
+
+        Returns:
+            The bootstrap address, the same as before :meth:`halt`.
+
+        Raises:
+            BrokerError: never started, still running, a port was taken meanwhile, or the
+                broker was not ready within ``start_timeout_s`` (the message holds the log tail).
+        """
+        if self._bootstrap is None or self._run_dir is None:
+            raise BrokerError("broker was never started (or was stopped); call start() first")
+        out = self._script_call("resume", timeout_s=self._start_timeout_s + _START_OVERHEAD_S)
+        lines = out.strip().splitlines()
+        if not lines or lines[-1].strip() != self._bootstrap:
+            raise BrokerError(f"broker.sh resume printed {lines[-1:]!r}, expected {self._bootstrap!r}")
+        return self._bootstrap
+
+    def _script_call(self, command: str, timeout_s: float) -> str:
+        """Run ``broker.sh COMMAND RUN_DIR``; return its stdout. Raises BrokerError when it fails."""
+        assert self._run_dir is not None
+        try:
+            proc = subprocess.run(
+                ["bash", str(_script()), command, str(self._run_dir)],
+                env=self._env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                timeout=timeout_s, check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BrokerError(f"broker.sh {command} did not return within {exc.timeout:.0f} s") from exc
+        if proc.returncode != 0:
+            raise BrokerError(f"broker.sh {command} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
+        return proc.stdout
 
     def is_running(self) -> bool:
         """Return True if the recorded broker JVM is alive (``broker.sh status``)."""

@@ -229,8 +229,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"consumed {stats.consumed}, scored {stats.scored}, dead-lettered {stats.dead_lettered}, "
         f"late {stats.late}, windows closed {stats.windows_closed}, "
-        f"alerts {sum(a.status == 'firing' for a in stats.alerts)}, "
-        f"resolved {sum(a.status == 'resolved' for a in stats.alerts)}"
+        f"alerts {stats.alerts_firing}, resolved {stats.alerts_resolved}"
     )
     return 0
 

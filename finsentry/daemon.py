@@ -59,7 +59,7 @@ from alerts import (
 )
 from finsentry.broker import create_topics
 from finsentry.config import Settings
-from finsentry.jobs import DaemonJobs, JobSources
+from finsentry.jobs import AlertTally, DaemonJobs, JobSources
 from finsentry.ops import DaemonOps
 from finsentry.pipeline import BatchOutput, Pipeline, build_detector, build_windows
 from finsentry.rebuild import OnAssigned, commit_metadata, rebuild_windows
@@ -87,7 +87,13 @@ class DaemonStats:
     dead_lettered: int = 0
     late: int = 0
     windows_closed: int = 0
-    alerts: list[Alert] = field(default_factory=list)
+    #: the last 10,000 alerts raised (bounded: a daemon runs for months; the counts below are exact).
+    alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=10_000))
+    #: alerts raised, by status.
+    alerts_firing: int = 0
+    alerts_resolved: int = 0
+    #: alerts by key and status, each message once (read by the scheduled digest's tally job).
+    alert_tally: AlertTally = field(default_factory=AlertTally)
     batches: int = 0
     #: consumed → scored latency of the last 100,000 items, ms (poll return → scored record handed to the
     #: producer; the flush follows in the same loop turn).
@@ -160,12 +166,15 @@ class Daemon:
     Args:
         settings: the effective configuration.
         pipeline: stages to run (built from settings when omitted).
+        alert_history: how many of the last alerts ``stats.alerts`` keeps (default 10,000, so a
+            daemon that runs for months holds no growing list); ``None`` keeps all (backtests).
     """
 
-    def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+    def __init__(self, settings: Settings, pipeline: Pipeline | None = None,
+                 alert_history: int | None = 10_000) -> None:
         self.settings = settings
         self.pipeline = pipeline or build_pipeline(settings)
-        self.stats = DaemonStats()
+        self.stats = DaemonStats(alerts=deque(maxlen=alert_history))
         self._stop = threading.Event()
         self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finsentry-score")
         self._in_flight: tuple[Future, _Batch] | None = None
@@ -598,6 +607,11 @@ class Daemon:
             log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start,
                      extra={"alert_id": alert.alert_id, "key": alert.key})
             self.stats.alerts.append(alert)
+            self.stats.alert_tally.add(alert)
+            if alert.status == "resolved":
+                self.stats.alerts_resolved += 1
+            else:
+                self.stats.alerts_firing += 1
             self.outbox.put(alert)
 
     def close(self) -> None:

@@ -6,8 +6,9 @@ What it does, all on this machine:
    (4 partitions), scored (4) and dead-letter topics, and starts a webhook
    receiver (``alerts.WebhookSink``, counts duplicate ``webhook-id``\\ s);
 2. ``finsentry replay`` streams the Benzinga analyst-ratings sample
-   (``massive_stock_news_analyst_ratings_partial``, real headlines) into the
-   raw topic, at full speed, while
+   (``massive_stock_news_analyst_ratings_partial``, real headlines; or any
+   feed file or folder that ``finsentry replay`` reads, ``--feed``, e.g. the
+   StockNet tweets for 20,000 items) into the raw topic, at full speed, while
 3. ``finsentry run`` daemons are started one after the other; each is sent
    SIGKILL at a random moment (uniform in ``[0, --max-gap]`` s after it has
    scored its first item, read from its own ``/metrics``) and a new one is
@@ -34,6 +35,9 @@ Usage::
     python benchmarks/faults/kill9.py                 # 10,000 items, 20 kills (several minutes)
     python benchmarks/faults/kill9.py --short         # 1,500 items, 3 kills (the CI version)
     python benchmarks/faults/kill9.py --bootstrap 127.0.0.1:9092 --out /tmp/kill9.json
+    # the issue's 20,000 items: the first 20,000 StockNet tweets (real, 84 tickers), in event-time order
+    python benchmarks/faults/kill9.py --feed ../shared/data/stocknet/tweet/preprocessed --items 20000 \
+        --out benchmarks/faults/kill9-20k.json
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, o
         "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
         "FINSENTRY_KAFKA__SESSION_TIMEOUT_MS": "6000",  # a killed member leaves the group sooner
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1440",  # the sample is sparse: one-day windows, as the demo
+        "FINSENTRY_WINDOWS__HOP_MINUTES": "1440",  # tumbling, whatever the default hop
         "FINSENTRY_DETECTOR__MIN_NEGATIVE": "2",
         "FINSENTRY_DETECTOR__MIN_NEG_SHARE": "0.5",
         "FINSENTRY_WEBHOOKS__URLS": json.dumps([sink_url]),
@@ -155,7 +160,7 @@ def run_kill9(bootstrap: str, workdir: Path, feed: Path, items: int, kills: int,
     alert_ids = [headers.get("webhook-id") for headers, _ in received]
     figures.update({
         "fault": "kill -9 of finsentry run",
-        "feed": feed.name,
+        "feed": feed.name if feed.is_file() else "/".join(feed.parts[-3:]),
         "kills": kills,
         "kills_at_s": kill_times,
         "scored_by_killed_daemon": scored_at_kill,
@@ -228,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-exit", type=float, default=8.0, help="the last daemon exits after S idle seconds")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--bootstrap", default=None, help="use this broker (default: start a local one)")
-    ap.add_argument("--feed", type=Path, default=None, help="feed file (default: the Benzinga sample)")
+    ap.add_argument("--feed", type=Path, default=None,
+                    help="feed file or folder, e.g. stocknet/tweet/preprocessed (default: the Benzinga sample)")
     ap.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/faults/kill9[-short].json)")
     args = ap.parse_args(argv)
     items = args.items or (1500 if args.short else 10_000)

@@ -38,6 +38,14 @@ Commands:
   stop RUN_DIR                        SIGTERM the recorded JVM, SIGKILL after
                                       \$FINSENTRY_KAFKA_STOP_TIMEOUT s (30), then delete RUN_DIR.
                                       Succeeds when already stopped.
+  halt RUN_DIR                        Stop the JVM like 'stop' (SIGTERM: a controlled shutdown;
+                                      SIGKILL after the stop timeout) but keep RUN_DIR: its
+                                      data dir, config, ports and logs stay for 'resume'.
+                                      For fault tests (a broker restart that keeps the data).
+  resume RUN_DIR                      Start the JVM again on a halted RUN_DIR: same data dir,
+                                      server.properties, ports and cluster id; wait until a
+                                      client round trip works; print the bootstrap address.
+                                      Fails if it is running or a port was taken meanwhile.
   status RUN_DIR                      Print the state. Exit 0 running, 1 dead but pid file
                                       left, 3 not running.
 
@@ -264,6 +272,39 @@ EOF
 
 valid_port() { [[ "$1" =~ ^[0-9]+$ ]] && (("$1" >= 1 && "$1" <= 65535)); }
 
+# launch_jvm RUN_DIR JAVA PORT: start the broker JVM in the background on RUN_DIR's
+# server.properties and data dir; write RUN_DIR/broker.pid and RUN_DIR/bootstrap, start the
+# owner watchdog when FINSENTRY_KAFKA_OWNER_PID is set; print the JVM's pid.
+launch_jvm() {
+    local run_dir="$1" java="$2" port="$3" pid
+    # shellcheck disable=SC2086  # FINSENTRY_KAFKA_JVM_OPTS is word-split on purpose
+    "$java" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+        -Dkafka.logs.dir="$run_dir/logs" -Dlog4j2.configurationFile="$LOG4J_CONFIG" \
+        ${FINSENTRY_KAFKA_JVM_OPTS:-} \
+        -cp "$LIB_DIR/*" kafka.Kafka "$run_dir/server.properties" \
+        </dev/null >"$run_dir/logs/jvm.out" 2>&1 &
+    pid=$!
+    printf '%s\n' "$pid" >"$run_dir/broker.pid"
+    printf '127.0.0.1:%s\n' "$port" >"$run_dir/bootstrap"
+
+    if [[ -n "${FINSENTRY_KAFKA_OWNER_PID:-}" ]]; then
+        # Watchdog: stop the broker if the owning process dies without calling 'stop'.
+        nohup bash -c '
+            run_dir=$1 owner=$2 jvm=$3
+            while kill -0 "$owner" 2>/dev/null && kill -0 "$jvm" 2>/dev/null; do sleep 2; done
+            kill -0 "$jvm" 2>/dev/null || exit 0
+            kill -TERM "$jvm" 2>/dev/null
+            for _ in $(seq 1 300); do kill -0 "$jvm" 2>/dev/null || exit 0; sleep 0.1; done
+            kill -KILL "$jvm" 2>/dev/null
+        ' finsentry-kafka-watchdog "$run_dir" "$FINSENTRY_KAFKA_OWNER_PID" "$pid" \
+            </dev/null >/dev/null 2>&1 &
+        printf '%s\n' "$!" >"$run_dir/watchdog.pid"
+    fi
+
+    printf '%s\n' "$pid"
+}
+
 cmd_start() {
     (($# >= 1 && $# <= 3)) || { usage >&2; exit 2; }
     local run_dir="$1" want_port="${2:-0}" want_cport="${3:-0}"
@@ -308,31 +349,7 @@ cmd_start() {
             die "StorageTool format failed (see $run_dir/logs/format.log)"
         fi
 
-        # shellcheck disable=SC2086  # FINSENTRY_KAFKA_JVM_OPTS is word-split on purpose
-        "$java" -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-            -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-            -Dkafka.logs.dir="$run_dir/logs" -Dlog4j2.configurationFile="$LOG4J_CONFIG" \
-            ${FINSENTRY_KAFKA_JVM_OPTS:-} \
-            -cp "$LIB_DIR/*" kafka.Kafka "$run_dir/server.properties" \
-            </dev/null >"$run_dir/logs/jvm.out" 2>&1 &
-        pid=$!
-        printf '%s\n' "$pid" >"$run_dir/broker.pid"
-        printf '127.0.0.1:%s\n' "$port" >"$run_dir/bootstrap"
-
-        if [[ -n "${FINSENTRY_KAFKA_OWNER_PID:-}" ]]; then
-            # Watchdog: stop the broker if the owning process dies without calling 'stop'.
-            nohup bash -c '
-                run_dir=$1 owner=$2 jvm=$3
-                while kill -0 "$owner" 2>/dev/null && kill -0 "$jvm" 2>/dev/null; do sleep 2; done
-                kill -0 "$jvm" 2>/dev/null || exit 0
-                kill -TERM "$jvm" 2>/dev/null
-                for _ in $(seq 1 300); do kill -0 "$jvm" 2>/dev/null || exit 0; sleep 0.1; done
-                kill -KILL "$jvm" 2>/dev/null
-            ' finsentry-kafka-watchdog "$run_dir" "$FINSENTRY_KAFKA_OWNER_PID" "$pid" \
-                </dev/null >/dev/null 2>&1 &
-            printf '%s\n' "$!" >"$run_dir/watchdog.pid"
-        fi
-
+        pid="$(launch_jvm "$run_dir" "$java" "$port")"
         rc=0
         "$py" "$WAIT_READY" "127.0.0.1:$port" --timeout "$START_TIMEOUT" --pid "$pid" \
             --log "$run_dir/logs/server.log" || rc=$?
@@ -371,13 +388,8 @@ cmd_stop() {
     run_dir="$(cd "$run_dir" && pwd -P)"
     [[ -f "$run_dir/$RUN_MARKER" ]] ||
         die "$run_dir was not created by 'broker.sh start' (no $RUN_MARKER); refusing to delete it"
-    local pid wpid
-    if [[ -f "$run_dir/watchdog.pid" ]]; then
-        wpid="$(cat "$run_dir/watchdog.pid")"
-        if [[ "$wpid" =~ ^[0-9]+$ ]] && pid_alive "$wpid" && is_our_watchdog "$wpid" "$run_dir"; then
-            kill -TERM "$wpid" 2>/dev/null || true
-        fi
-    fi
+    local pid
+    stop_watchdog "$run_dir"
     if [[ -f "$run_dir/broker.pid" ]]; then
         pid="$(cat "$run_dir/broker.pid")"
         if [[ "$pid" =~ ^[0-9]+$ ]] && pid_alive "$pid"; then
@@ -393,11 +405,78 @@ cmd_stop() {
     log "stopped; removed $run_dir"
 }
 
+# stop_watchdog RUN_DIR: end the owner watchdog recorded in RUN_DIR, if it is ours and alive.
+stop_watchdog() {
+    local run_dir="$1" wpid
+    if [[ -f "$run_dir/watchdog.pid" ]]; then
+        wpid="$(cat "$run_dir/watchdog.pid")"
+        if [[ "$wpid" =~ ^[0-9]+$ ]] && pid_alive "$wpid" && is_our_watchdog "$wpid" "$run_dir"; then
+            kill -TERM "$wpid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$run_dir/watchdog.pid"
+}
+
+# halt RUN_DIR: stop the JVM (SIGTERM: a controlled shutdown that flushes the logs) and keep
+# RUN_DIR (config, data, logs, bootstrap) for 'resume'.
+cmd_halt() {
+    (($# == 1)) || { usage >&2; exit 2; }
+    local run_dir="$1" pid
+    [[ -d "$run_dir" ]] || die "$run_dir does not exist; nothing to halt"
+    run_dir="$(cd "$run_dir" && pwd -P)"
+    [[ -f "$run_dir/$RUN_MARKER" ]] || die "$run_dir was not created by 'broker.sh start' (no $RUN_MARKER)"
+    [[ -f "$run_dir/broker.pid" ]] || die "no broker running from $run_dir (no broker.pid; halted already?)"
+    pid="$(cat "$run_dir/broker.pid")"
+    [[ "$pid" =~ ^[0-9]+$ ]] && pid_alive "$pid" && is_our_broker "$pid" "$run_dir" ||
+        die "the broker of $run_dir (pid $pid) is not running"
+    stop_watchdog "$run_dir"
+    log "halting broker pid $pid (SIGTERM, SIGKILL after ${STOP_TIMEOUT} s); keeping $run_dir/data"
+    terminate "$pid" "$STOP_TIMEOUT"
+    rm -f "$run_dir/broker.pid"
+    log "halted; 'resume $run_dir' starts it again on the same data dir and ports"
+}
+
+# resume RUN_DIR: start the JVM again on a halted RUN_DIR (same server.properties, data dir,
+# ports and cluster id), wait until a client round trip works, print the bootstrap address.
+cmd_resume() {
+    (($# == 1)) || { usage >&2; exit 2; }
+    local run_dir="$1" pid port java py rc=0
+    [[ -d "$run_dir" ]] || die "$run_dir does not exist; nothing to resume"
+    run_dir="$(cd "$run_dir" && pwd -P)"
+    [[ -f "$run_dir/$RUN_MARKER" ]] || die "$run_dir was not created by 'broker.sh start' (no $RUN_MARKER)"
+    [[ -f "$run_dir/server.properties" && -f "$run_dir/data/meta.properties" ]] ||
+        die "$run_dir holds no formatted broker (server.properties, data/meta.properties); use 'start'"
+    if [[ -f "$run_dir/broker.pid" ]]; then
+        pid="$(cat "$run_dir/broker.pid")"
+        if pid_alive "$pid" && is_our_broker "$pid" "$run_dir"; then
+            die "the broker of $run_dir is running (pid $pid); 'halt' it first"
+        fi
+    fi
+    [[ "$START_TIMEOUT" =~ ^[0-9]+$ ]] || die "FINSENTRY_KAFKA_START_TIMEOUT must be whole seconds"
+    port="$(sed -n 's/^listeners=PLAINTEXT:\/\/127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$run_dir/server.properties")"
+    valid_port "$port" || die "no PLAINTEXT port in $run_dir/server.properties"
+    cmd_fetch >/dev/null
+    java="$(java_bin)"
+    py="$(python_bin)"
+    mkdir -p "$run_dir/logs"
+    pid="$(launch_jvm "$run_dir" "$java" "$port")"
+    "$py" "$WAIT_READY" "127.0.0.1:$port" --timeout "$START_TIMEOUT" --pid "$pid" \
+        --log "$run_dir/logs/server.log" || rc=$?
+    if ((rc != 0)); then
+        terminate "$pid" 5
+        rm -f "$run_dir/broker.pid"
+        print_log_tail "$run_dir"
+        die "the resumed broker was not ready (exit $rc; a port taken meanwhile?); logs in $run_dir/logs"
+    fi
+    log "Kafka $KAFKA_VERSION resumed on 127.0.0.1:$port (pid $pid, data kept in $run_dir/data)"
+    printf '127.0.0.1:%s\n' "$port"
+}
+
 cmd_status() {
     (($# == 1)) || { usage >&2; exit 2; }
     local run_dir="$1" pid
     if [[ ! -f "$run_dir/broker.pid" ]]; then
-        echo "stopped"
+        if [[ -f "$run_dir/data/meta.properties" ]]; then echo "halted (data kept; 'resume' starts it)"; else echo "stopped"; fi
         return 3
     fi
     run_dir="$(cd "$run_dir" && pwd -P)"
@@ -417,6 +496,8 @@ main() {
         fetch) (($# == 0)) || { usage >&2; exit 2; }; cmd_fetch ;;
         start) cmd_start "$@" ;;
         stop) cmd_stop "$@" ;;
+        halt) cmd_halt "$@" ;;
+        resume) cmd_resume "$@" ;;
         status) cmd_status "$@" ;;
         -h | --help | help) usage ;;
         "") usage >&2; exit 2 ;;

@@ -102,7 +102,8 @@ def run_via_kafka(items: Sequence[NewsItem], settings: Settings, scorer: Caching
                 replay_items(items, producer, k.raw_topic)
             finally:
                 producer.close()
-            daemon = Daemon(run_settings, pipeline=build_pipeline(run_settings, scorer=scorer))  # type: ignore[arg-type]
+            daemon = Daemon(run_settings, pipeline=build_pipeline(run_settings, scorer=scorer),  # type: ignore[arg-type]
+                            alert_history=None)  # every alert of the backtest
             stats = daemon.run(idle_exit_s=idle_exit_s)
         finally:
             if not started:

@@ -48,7 +48,7 @@ from finsentry.config import Settings
 from finsentry.jobs._log import KafkaJobLog
 from finsentry.jobs._ownership import ClaimGate, JobLog, Ownership
 from finsentry.jobs._periods import digest_id, fire_times, latest_period, period_name
-from finsentry.jobs._tally import AlertTally, DigestCounts, Tally, sum_tallies
+from finsentry.jobs._tally import DigestCounts, Tally, sum_tallies
 from training import cron_trigger
 
 __all__ = ["DaemonJobs", "JobSources", "RESULTS", "digest_document"]
@@ -66,8 +66,8 @@ class JobSources:
     """What the jobs read from the daemon; each callable must be safe to call from any thread.
 
     Attributes:
-        stats: returns the daemon's counters (``scored``, ``dead_lettered``: ints; ``alerts``: a list of
-            ``alerts.Alert`` that is only appended to).
+        stats: returns the daemon's counters (``scored``, ``dead_lettered``: ints; ``alert_tally``: an
+            ``AlertTally`` the poll loop adds every alert to).
         model_version: returns the version of the model in use.
     """
 
@@ -143,7 +143,6 @@ class DaemonJobs:
         self._digest_trigger: BaseTrigger | None = None
         self._tallying = False
         self._closing = threading.Event()
-        self._alerts = AlertTally()
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -218,7 +217,7 @@ class DaemonJobs:
 
     def _tally(self) -> None:
         stats = self._sources.stats()
-        raised, resolved = self._alerts.update(stats.alerts)
+        raised, resolved = stats.alert_tally.totals()
         tally = Tally(self.member, self._started_ms, int(time.time() * 1000), int(stats.scored),
                       int(stats.dead_lettered), raised, resolved, str(self._sources.model_version()))
         self._log.append(f"{self.gate.group}/tally/{self.member}", tally.to_dict())

@@ -12,8 +12,8 @@ figures cover every member of the group, including ones that stopped.
 from __future__ import annotations
 
 import threading
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,29 +61,37 @@ class Tally:
 
 
 class AlertTally:
-    """Cumulative (raised, resolved) counts by ``key_type:key`` of a list that is only appended to
-    (``DaemonStats.alerts``), each message once; each :meth:`update` reads only what was appended since the
-    last one. Thread-safe.
+    """Cumulative (raised, resolved) alert counts by ``key_type:key``, each message id once. Thread-safe.
+
+    The poll loop ``add``s every alert it raises; the tally job reads ``totals``. The
+    ids of the last ``remember`` messages are kept to skip a message raised again
+    (e.g. after a rebalance rebuilt its window), so memory stays bounded.
+
+    Args:
+        remember: how many recent message ids to keep, >= 1.
     """
 
-    def __init__(self) -> None:
-        self._cursor = 0
-        self._seen: set[str] = set()
+    def __init__(self, remember: int = 100_000) -> None:
+        self._remember = remember
+        self._seen: OrderedDict[str, None] = OrderedDict()
         self._raised: Counter[str] = Counter()
         self._resolved: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def update(self, alerts: Sequence[Any]) -> tuple[dict[str, int], dict[str, int]]:
-        """Count the ``alerts.Alert`` items appended to ``alerts`` since the last call; returns the totals
-        (raised, resolved)."""
+    def add(self, alert: Any) -> None:
+        """Count one ``alerts.Alert`` (firing: raised; resolved: resolved) unless its message id was seen."""
         with self._lock:
-            new = alerts[self._cursor:]  # one slice: safe while the poll loop appends
-            self._cursor += len(new)
-            for alert in new:
-                if alert.message_id in self._seen:
-                    continue
-                self._seen.add(alert.message_id)
-                (self._raised if alert.status == "firing" else self._resolved)[f"{alert.key_type}:{alert.key}"] += 1
+            if alert.message_id in self._seen:
+                self._seen.move_to_end(alert.message_id)
+                return
+            self._seen[alert.message_id] = None
+            if len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+            (self._raised if alert.status == "firing" else self._resolved)[f"{alert.key_type}:{alert.key}"] += 1
+
+    def totals(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The counts so far: (raised, resolved), each ``{key_type:key: n}``."""
+        with self._lock:
             return dict(self._raised), dict(self._resolved)
 
 

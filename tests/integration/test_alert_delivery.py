@@ -254,6 +254,33 @@ def test_outage_then_restart_delivers_everything_exactly_once(
     assert took < 10
 
 
+def test_receiver_back_after_an_outage_gets_the_backed_off_alerts_at_once_in_order(
+    make_service: Callable[..., DeliveryService],
+) -> None:
+    """Deliveries waiting out a long backoff go as soon as one delivery to the endpoint succeeds."""
+    port = _free_port()
+    endpoint = Endpoint(f"http://127.0.0.1:{port}/alerts", name="back", connect_timeout_s=0.5)
+    policy = RetryPolicy((0, 0.1, 3600), cap_s=3600, jitter=False)  # 2 quick attempts, then an hour
+    early = [_alert(f"T{i}") for i in range(10)]
+    service = make_service([endpoint], policy)
+    for alert in early:
+        service.outbox.put(alert)
+    assert _wait(lambda: all(e.attempts >= 2 for e in service.outbox.entries()), 10)
+    assert service.outbox.due_count(endpoint.id) == 0  # all waiting out the hour
+    with WebhookSink(port=port) as sink:
+        t0 = time.monotonic()
+        late = _alert("LATE")
+        service.outbox.put(late)  # the first delivery after the receiver's return succeeds...
+        assert _wait(lambda: len(sink.received) >= 11, 10), len(sink.received)  # ...and the rest follow
+        took = time.monotonic() - t0
+        assert _wait(lambda: service.outbox.counts() == {"delivered": 11}, 5), service.outbox.counts()
+        time.sleep(0.3)
+        received = [h["webhook-id"] for h, _ in sink.received]
+    assert sink.duplicates == 0 and len(received) == 11
+    assert received == [late.message_id] + [a.message_id for a in early]  # then oldest first
+    assert took < 10  # not the hour of the schedule
+
+
 def test_sink_rejects_wrong_secret_and_stale_timestamps(make_service: Callable[..., DeliveryService]) -> None:
     secret = generate_secret()
     with WebhookSink(secrets=[secret], tolerance_s=60) as sink:

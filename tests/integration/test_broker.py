@@ -200,3 +200,56 @@ def test_session_broker_answers(kafka_bootstrap: str) -> None:
     finally:
         admin.close()
     assert [b["broker_id"] for b in cluster["brokers"]] == [1]
+
+
+def test_local_broker_halt_and_resume_keep_data_and_address(tmp_path: Path) -> None:
+    """halt ends the JVM and keeps the data; resume serves the same topics, records and committed offsets."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    run_dir = tmp_path / "run"
+    with LocalBroker(run_dir=run_dir) as broker:
+        bootstrap = broker.bootstrap
+        create_topics(bootstrap, {"kept": 2})
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        for i in range(10):
+            producer.send("kept", key=b"k%d" % (i % 2), value=b"v%d" % i).get(timeout=30)
+        producer.close(timeout=10)
+        consumer = _group_consumer(bootstrap, "kept", "halt-group")
+        assert len(_consume(consumer, 10)) == 10
+        consumer.commit()
+        consumer.close(autocommit=False)
+        pid = broker.pid
+        assert pid is not None
+
+        broker.halt()
+        assert not _jvm_alive(pid)
+        assert not broker.is_running()
+        assert (run_dir / "data" / "meta.properties").is_file()  # the data dir is kept
+        with pytest.raises(BrokerError, match="halted already"):
+            broker.halt()
+
+        assert broker.resume() == bootstrap  # same ports
+        new_pid = broker.pid
+        assert new_pid is not None and new_pid != pid and _jvm_alive(new_pid) and broker.is_running()
+        with pytest.raises(BrokerError, match="running"):
+            broker.resume()
+        reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        tps = [TopicPartition("kept", p) for p in (0, 1)]
+        assert sum(reader.end_offsets(tps).values()) == 10  # the records survived
+        reader.close()
+        later = _group_consumer(bootstrap, "kept", "halt-group")  # resumes after its committed offsets
+        assert _consume(later, 1, deadline_s=5.0) == []
+        later.close(autocommit=False)
+    assert not run_dir.exists() and not _jvm_alive(new_pid)
+
+
+def test_broker_script_halt_and_resume_refuse_a_dir_without_a_broker(tmp_path: Path) -> None:
+    import subprocess
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for command in ("halt", "resume"):
+        proc = subprocess.run(["bash", str(BROKER_SCRIPT), command, str(empty)], capture_output=True, text=True)
+        assert proc.returncode != 0 and "not created by 'broker.sh start'" in proc.stderr
+    usage = subprocess.run(["bash", str(BROKER_SCRIPT), "--help"], capture_output=True, text=True).stdout
+    assert "halt RUN_DIR" in usage and "resume RUN_DIR" in usage

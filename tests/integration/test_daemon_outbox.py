@@ -73,7 +73,7 @@ def test_receiver_outage_across_a_daemon_restart_loses_and_duplicates_nothing(
     with WebhookSink(port=port) as sink:
         again = Daemon(settings, _pipeline()).run(idle_exit_s=1.0)  # restart: nothing new to consume
         received = list(sink.received)
-    assert again.consumed == 0 and again.alerts == []
+    assert again.consumed == 0 and not again.alerts
     assert len(received) == 1 and sink.duplicates == 0
     alert = Alert.model_validate(received[0][1])
     assert alert == stats.alerts[0] and received[0][0]["webhook-id"] == alert.alert_id

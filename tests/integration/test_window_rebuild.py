@@ -62,7 +62,7 @@ def test_restart_mid_window_loses_nothing_and_resends_nothing(
         third = Daemon(settings, _pipeline()).run(idle_exit_s=1.0)  # nothing new: rebuilds, sends nothing
         received = [Alert.model_validate(body) for _, body in sink.received]
     assert second.consumed == 2 and [(a.window_start, a.n, a.n_negative) for a in second.alerts] == [(T0, 3, 3)]
-    assert third.consumed == 0 and third.alerts == []
+    assert third.consumed == 0 and not third.alerts
     assert sorted((a.window_start, a.status) for a in received) == [
         (T0 - timedelta(hours=2), "firing"), (T0, "firing")
     ]

@@ -151,6 +151,28 @@ def test_reschedule_pending_makes_future_retries_due(tmp_path: Path) -> None:
     box.close()
 
 
+def test_retry_failed_now_brings_forward_only_deliveries_that_failed(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", [A, B])
+    failed, fresh = _alert("AAPL"), _alert("MSFT")
+    box.put(failed, now=1.0)
+    first = box.next_pending(A.id)
+    assert first is not None and first.msg_id == failed.message_id
+    box.mark_retry(first, next_at=10_000.0, status=None, error="ConnectError")
+    box.put(fresh, now=200.0)  # never attempted, first attempt later (a configured first delay)
+    con = sqlite3.connect(tmp_path / "o.sqlite")
+    con.execute("UPDATE deliveries SET next_at = 500 WHERE msg_id = ?", (fresh.message_id,))
+    con.commit()
+    con.close()
+    assert box.retry_failed_now(A.id, now=100.0) == 1
+    assert box.due_count(A.id, now=100.0) == 1
+    head = box.next_pending(A.id)
+    assert head is not None and (head.msg_id, head.next_at) == (failed.message_id, 100.0)
+    assert box.retry_failed_now(A.id, now=100.0) == 0  # already due
+    assert box.due_count(B.id, now=100.0) == 1  # the other endpoint's queue is untouched (due since put)
+    assert box.retry_failed_now(B.id, now=100.0) == 0  # B's delivery never failed
+    box.close()
+
+
 def test_unusable_path_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

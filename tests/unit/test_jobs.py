@@ -297,7 +297,7 @@ def test_the_old_reload_key_still_sets_the_refresh_interval(monkeypatch: pytest.
     assert load_settings().jobs.refresh_interval_s == 10
 
 
-def test_alert_tally_counts_each_message_once_reading_only_new_alerts() -> None:
+def test_alert_tally_counts_each_message_once() -> None:
     from types import SimpleNamespace
 
     from finsentry.jobs import AlertTally
@@ -305,9 +305,12 @@ def test_alert_tally_counts_each_message_once_reading_only_new_alerts() -> None:
     def alert(i: str, status: str, key: str) -> Any:
         return SimpleNamespace(message_id=f"{i}-{status}", status=status, key_type="ticker", key=key)
 
-    alerts = [alert("1", "firing", "X"), alert("2", "firing", "Y")]
-    tally = AlertTally()
-    assert tally.update(alerts) == ({"ticker:X": 1, "ticker:Y": 1}, {})
-    alerts += [alert("1", "firing", "X"), alert("1", "resolved", "X"), alert("3", "firing", "X")]  # a repeat
-    assert tally.update(alerts) == ({"ticker:X": 2, "ticker:Y": 1}, {"ticker:X": 1})
-    assert tally.update(alerts) == ({"ticker:X": 2, "ticker:Y": 1}, {"ticker:X": 1})
+    tally = AlertTally(remember=3)
+    for a in [alert("1", "firing", "X"), alert("2", "firing", "Y")]:
+        tally.add(a)
+    assert tally.totals() == ({"ticker:X": 1, "ticker:Y": 1}, {})
+    for a in [alert("1", "firing", "X"), alert("1", "resolved", "X"), alert("3", "firing", "X")]:  # a repeat
+        tally.add(a)
+    assert tally.totals() == ({"ticker:X": 2, "ticker:Y": 1}, {"ticker:X": 1})
+    tally.add(alert("2", "firing", "Y"))  # forgotten after 3 newer ids: counted again (memory stays bounded)
+    assert tally.totals() == ({"ticker:X": 2, "ticker:Y": 2}, {"ticker:X": 1})
