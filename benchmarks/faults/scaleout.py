@@ -97,6 +97,7 @@ def _env(bootstrap: str, topics: dict[str, str], outbox: Path, sink_url: str, op
         "FINSENTRY_KAFKA__SESSION_TIMEOUT_MS": "6000",  # the killed member leaves the group sooner
         "FINSENTRY_MODEL__SUB_BATCH": "1",  # scores independent of batching: both runs label alike
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1440",
+        "FINSENTRY_WINDOWS__HOP_MINUTES": "1440",  # tumbling, whatever the default hop
         "FINSENTRY_WINDOWS__IDLE_ADVANCE": "false",
         "FINSENTRY_DETECTOR__KIND": "threshold",
         "FINSENTRY_DETECTOR__MIN_NEGATIVE": "1",
