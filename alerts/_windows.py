@@ -77,7 +77,7 @@ import functools
 import math
 import operator
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ._result import LazyEvidence, WindowInterest, WindowResult
@@ -170,6 +170,7 @@ class EventTimeWindows:
         self._assigned: set[int] = set()
         self._watermark_ms: int | None = None
         self._ticker_only = kinds == ("ticker",)
+        self._one_key: dict[str, tuple[_Key, ...]] = {}  # ticker -> (("ticker", ticker),), see _keys_of
         # pane end (ms) -> key -> story -> the story's first copy in the pane
         self._panes: dict[int, dict[_Key, dict[str, _Entry]]] = {}
         # pane end (ms) -> key -> later copies of the pane's stories (kept for rebalances and partial lateness)
@@ -349,11 +350,14 @@ class EventTimeWindows:
         closed = self._closed_through(partition)
         return 0 if closed is None else max(0, closed - event_ms)
 
-    def _keys_of(self, item: ScoredItem) -> list[_Key]:
+    def _keys_of(self, item: ScoredItem) -> Sequence[_Key]:
         if self._ticker_only:
             tickers = item.tickers
-            if len(tickers) == 1:
-                return [("ticker", tickers[0])] if tickers[0] else []
+            if len(tickers) == 1:  # the common case: one shared tuple per ticker, no allocation per item
+                keys = self._one_key.get(tickers[0])
+                if keys is None:
+                    keys = self._one_key[tickers[0]] = (("ticker", tickers[0]),) if tickers[0] else ()
+                return keys
             return [("ticker", t) for t in dict.fromkeys(tickers) if t]
         keys: list[_Key] = []
         for kind in self._kinds:
@@ -402,7 +406,7 @@ class EventTimeWindows:
         self._put(pane_end, keys, (partition, item, self._seq, min_end, story_key(item) if story is None else story))
         return None
 
-    def _put(self, pane_end: int, keys: list[_Key], entry: _Entry) -> None:
+    def _put(self, pane_end: int, keys: Sequence[_Key], entry: _Entry) -> None:
         """Add ``entry`` to pane ``pane_end`` of each key; a later copy of a story is kept aside
         (``_copies``: it counts where the first is not eligible or was revoked) and counted as a duplicate."""
         pane = self._panes.get(pane_end)
@@ -635,25 +639,31 @@ class EventTimeWindows:
         if len(held) == 1:  # tumbling
             pane = held[0]
             return [self._result_of(key, end_ms, [entry[1] for entry in pane[key].values()]) for key in sorted(pane)]
-        merged: dict[_Key, dict[str, _Entry]] = {}
-        count: dict[_Key, int] = {}
+        groups: dict[_Key, list[dict[str, _Entry]]] = {}
         for pane in held:
             for key, stories in pane.items():
-                if key in merged:
-                    merged[key].update(stories)
-                    count[key] += len(stories)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [stories]
                 else:
-                    merged[key] = dict(stories)
-                    count[key] = len(stories)
+                    group.append(stories)
         out = []
-        for key in sorted(merged):
-            stories = merged[key]
-            if len(stories) == count[key]:
-                items = [entry[1] for entry in stories.values()]
-            else:  # a story in two panes: its first copy counts
-                parts = [p[key] for p in held if key in p]
-                items = self._items_of(key, end_ms, parts, 0)
-            out.append(self._result_of(key, end_ms, items))
+        result_of = self._result_of
+        for key in sorted(groups):
+            parts = groups[key]
+            if len(parts) == 1:
+                items = [entry[1] for entry in parts[0].values()]
+            else:
+                merged = parts[0].copy()
+                held_entries = len(merged)
+                for stories in parts[1:]:
+                    merged.update(stories)
+                    held_entries += len(stories)
+                if len(merged) == held_entries:
+                    items = [entry[1] for entry in merged.values()]
+                else:  # a story in two panes: its first copy counts
+                    items = self._items_of(key, end_ms, parts, 0)
+            out.append(result_of(key, end_ms, items))
         return out
 
     def _slide_to(self, end_ms: int, min_negative: int) -> None:
