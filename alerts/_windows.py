@@ -584,15 +584,14 @@ class EventTimeWindows:
                 chosen[end] = self._reopened_keys(end)
                 self._closed_count += len(chosen[end])
             elif interest is None:
-                held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
-                self._closed_count += len(set().union(*held))
+                self._closed_count += self._count_keys(end, None)
                 chosen[end] = None
             elif not span and interest.learn_phase_ms is not None and (end - interest.learn_phase_ms) % size == 0:
                 self._closed_count += len(panes.get(end, ()))  # tumbling, every window learnt: every key
                 chosen[end] = None
             else:
                 self._slide_to(end, interest.min_negative)
-                self._closed_count += len(self._slide.present)
+                self._closed_count += self._count_keys(end, self._slide.present)
                 phase = interest.learn_phase_ms
                 learnt = phase is not None and (end - size - phase) % size == 0
                 reaching = set(self._slide.reaching)
@@ -628,6 +627,22 @@ class EventTimeWindows:
                 if result is not None:
                     results.append(result)
         return results
+
+    def _count_keys(self, end_ms: int, present: Collection[_Key] | None) -> int:
+        """How many keys window ``end_ms`` holds items of (``present``: the keys of its panes, when known).
+
+        Keys whose entries in the window's panes all start later (partially
+        late or restored items, ``min_end > end_ms``) are not counted.
+        """
+        lo, hop = end_ms - self._span_ms, self._hop_ms
+        held = [(pane_end, pane) for pane_end in range(lo, end_ms + 1, hop) if (pane := self._panes.get(pane_end))]
+        keys = set().union(*(pane for _, pane in held)) if present is None else present
+        if not any(lo <= p <= end_ms for p in self._partial_panes):
+            return len(keys)
+        return sum(1 for key in keys if any(
+            entry[3] <= end_ms
+            for pane_end, pane in held
+            for entry in (*pane.get(key, {}).values(), *self._copies.get(pane_end, {}).get(key, ()))))
 
     def _plain(self, end_ms: int) -> bool:
         """Whether no pane of window ``end_ms`` holds later copies of a story or partially late entries."""

@@ -109,12 +109,16 @@ class BatchSettings(_Section):
                     "this often (max.poll.interval.ms); the wait itself ends as soon as scoring does")
 
 
+#: The most hops (panes) one window may span: beyond it every window close reads too many panes.
+MAX_PANES = 1440
+
+
 class WindowSettings(_Section):
     """Event-time windows per key: hopping by ``hop_minutes`` (tumbling when it equals ``size_minutes``)."""
 
     size_minutes: float = Field(default=60, gt=0, le=7 * 24 * 60)
     hop_minutes: float | None = Field(
-        default=5, gt=0,
+        default=5, gt=0, le=7 * 24 * 60,
         description="distance between window starts, must divide size_minutes; = size_minutes (or null) for tumbling",
     )
     allowed_lateness_minutes: float = Field(default=10, ge=0, le=7 * 24 * 60)
@@ -131,12 +135,21 @@ class WindowSettings(_Section):
 
     @model_validator(mode="after")
     def _hop_divides(self) -> "WindowSettings":
+        size_ms = self.size_minutes * 60_000
+        if abs(size_ms - round(size_ms)) > 1e-6:
+            raise ValueError(f"size_minutes={self.size_minutes} is not a whole number of milliseconds")
         if self.hop_minutes is not None:
-            size_ms, hop_ms = round(self.size_minutes * 60_000), round(self.hop_minutes * 60_000)
-            if hop_ms > size_ms or size_ms % hop_ms:
+            hop_ms = self.hop_minutes * 60_000
+            default = "" if "hop_minutes" in self.model_fields_set else " (the default hop is 5 minutes)"
+            if abs(hop_ms - round(hop_ms)) > 1e-6 or round(hop_ms) > size_ms or round(size_ms) % round(hop_ms):
                 raise ValueError(
-                    f"hop_minutes={self.hop_minutes} must divide size_minutes={self.size_minutes} "
-                    "(the default hop is 5 minutes; set hop_minutes = size_minutes for tumbling windows)"
+                    f"hop_minutes={self.hop_minutes}{default} must divide size_minutes={self.size_minutes}; "
+                    "set hop_minutes = size_minutes for tumbling windows"
+                )
+            if size_ms / hop_ms > MAX_PANES:
+                raise ValueError(
+                    f"hop_minutes={self.hop_minutes} makes {size_ms / hop_ms:.0f} hops per window of "
+                    f"size_minutes={self.size_minutes}; at most {MAX_PANES} (each closing reads every hop of the window)"
                 )
         return self
 

@@ -192,7 +192,7 @@ def test_window_interest_changes_no_alert(seed: int, hop_min: int) -> None:
         every, built_all, closed_all = _alerts(ops, hop_min, make(), with_interest=False)
         some, built_some, closed_some = _alerts(ops, hop_min, make(), with_interest=True)
         assert some == every and len(every) > 0
-        assert closed_some == closed_all >= built_all >= built_some
+        assert closed_some == closed_all == built_all >= built_some  # closed_count: windows that held items
 
 
 def test_most_hopping_windows_of_a_sparse_stream_are_not_built() -> None:
@@ -250,3 +250,22 @@ def test_sliding_counts_follow_panes_in_and_out() -> None:
     assert (s.lo_ms, s.hi_ms, s.present, s.negatives, s.reaching) == (10, 10, {a: 1, b: 2}, {a: 1, b: 1}, set())
     s.pop([a, b], {a: 1, b: 1})
     assert (s.lo_ms, s.present, s.negatives) == (None, {}, {})
+
+
+def test_closed_count_skips_windows_a_key_never_held() -> None:
+    def item(i: int, minutes: float, ticker: str) -> ScoredItem:
+        p = _P["neutral"]
+        return ScoredItem(item_id=f"c{i}", source="t", published_at=T0 + timedelta(minutes=minutes), tickers=(ticker,),
+                          title=f"c {i}", p_negative=p[0], p_neutral=p[1], p_positive=p[2], label="neutral",
+                          score=p[2] - p[0], model_version="m1")
+
+    w = EventTimeWindows(10 * MIN, 0, 5 * MIN)
+    w.assign_partitions([0])
+    w.add(0, item(1, 0, "AAA"))
+    w.heartbeat(0, T0_MS + 17 * MIN)
+    assert w.add_item(0, item(2, 12, "BBB")) is None  # partially late (watermark 17 min): joins [10, 20) only
+    w.restore(0, item(3, 6, "CCC"), T0_MS + 12 * MIN)  # windows ending by 12 min were decided: joins [5, 15) only
+    w.heartbeat(0, T0_MS + 60 * MIN)
+    got = [(r.key, (r.end_ms - T0_MS) // MIN) for r in w.advance()]
+    assert got == [("AAA", 5), ("AAA", 10), ("CCC", 15), ("BBB", 20)]
+    assert w.closed_count == len(got)

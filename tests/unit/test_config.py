@@ -67,3 +67,16 @@ def test_paused_poll_must_fit_the_poll_interval(tmp_path: Path) -> None:
         load_settings(cfg)
     cfg.write_text("[kafka]\nmax_poll_interval_ms = 1500\n[batch]\npaused_poll_ms = 750\n")
     assert load_settings(cfg).batch.paused_poll_ms == 750
+
+
+@pytest.mark.parametrize("windows,message", [
+    ({"hop_minutes": float("inf")}, r"windows\.hop_minutes: .*less than or equal"),
+    ({"size_minutes": 7}, r"hop_minutes=5 \(the default hop is 5 minutes\) must divide size_minutes=7"),
+    ({"hop_minutes": 120}, r"hop_minutes=120.0 must divide"),
+    ({"hop_minutes": 0.001}, r"60000 hops per window .* at most 1440"),
+    ({"size_minutes": 60.0000001}, r"not a whole number of milliseconds"),
+])
+def test_window_sizes_are_checked(windows: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(windows=windows)
+    assert load_settings(windows={"size_minutes": 1440, "hop_minutes": 1440}).windows.hop_minutes == 1440
