@@ -43,7 +43,7 @@ from finsentry.bench._data import load_headlines
 from finsentry.bench._flops import bert_flops_per_item
 from finsentry.bench._model import time_finsentry
 from inference import Scorer
-from training._calibrate import apply_offsets, calibrate_heads
+from training._calibrate import calibrate_heads
 from training._cli import _dev_tasks
 from training._evaluate import EVAL_TASK, OnnxClassifier, classification_metrics, load_eval_sets
 from training._export import quantize_int8, quantize_int8_blockwise
