@@ -268,22 +268,11 @@ class Outbox:
             OutboxError: the outbox is closed or the write failed (disk full, ...).
         """
         now = time.time() if now is None else now
-        try:
-            with self._tx(durable=True) as c:
-                new = c.execute(
-                    "INSERT OR IGNORE INTO messages (msg_id, alert_id, status, group_key, alert_json, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (alert.message_id, alert.alert_id, alert.status, group_key(alert), alert.to_json(), now),
-                ).rowcount == 1
-                c.executemany(
-                    "INSERT OR IGNORE INTO deliveries (endpoint_id, msg_id, state, next_at, created_at, updated_at) "
-                    "VALUES (?, ?, 'pending', ?, ?, ?)",
-                    [(ep.id, alert.message_id, now + ep.group_wait_s, now, now) for ep in self._endpoints],
-                )
-        except sqlite3.Error as exc:
-            raise OutboxError(f"outbox {self._path}: could not store alert {alert.alert_id}: {exc}") from exc
-        self._notify()
-        return new
+        return self._store(
+            (alert.message_id, alert.alert_id, alert.status, group_key(alert), alert.to_json(), now),
+            [(ep.id, alert.message_id, now + ep.group_wait_s, now, now) for ep in self._endpoints],
+            f"alert {alert.alert_id}",
+        )
 
     def put_notice(self, msg_id: str, kind: str, doc: bytes, formats: Sequence[str], now: float | None = None) -> bool:
         """Store a notice (a non-alert message, e.g. the daily digest) and queue it; durable on return.
@@ -305,20 +294,33 @@ class Outbox:
             OutboxError: the outbox is closed or the write failed.
         """
         now = time.time() if now is None else now
+        return self._store(
+            (msg_id, msg_id, "notice", f"notice|{kind}", doc, now),
+            [(ep.id, msg_id, now, now, now) for ep in self._endpoints if ep.format in formats],
+            f"notice {msg_id}",
+        )
+
+    def _store(self, message: tuple[object, ...], deliveries: list[tuple[object, ...]], what: str) -> bool:
+        """Insert one message row and its pending delivery rows in one durable transaction; wake the workers.
+
+        ``message``: (msg_id, alert_id, status, group_key, body, created_at); ``deliveries``: (endpoint_id,
+        msg_id, next_at, created_at, updated_at) each. Both inserts ignore rows already there (idempotency).
+        Returns True when the message was new. Raises ``OutboxError`` naming ``what`` when the write fails.
+        """
         try:
             with self._tx(durable=True) as c:
                 new = c.execute(
                     "INSERT OR IGNORE INTO messages (msg_id, alert_id, status, group_key, alert_json, created_at) "
-                    "VALUES (?, ?, 'notice', ?, ?, ?)",
-                    (msg_id, msg_id, f"notice|{kind}", doc, now),
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    message,
                 ).rowcount == 1
                 c.executemany(
                     "INSERT OR IGNORE INTO deliveries (endpoint_id, msg_id, state, next_at, created_at, updated_at) "
                     "VALUES (?, ?, 'pending', ?, ?, ?)",
-                    [(ep.id, msg_id, now, now, now) for ep in self._endpoints if ep.format in formats],
+                    deliveries,
                 )
         except sqlite3.Error as exc:
-            raise OutboxError(f"outbox {self._path}: could not store notice {msg_id}: {exc}") from exc
+            raise OutboxError(f"outbox {self._path}: could not store {what}: {exc}") from exc
         self._notify()
         return new
 
