@@ -39,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,23 +47,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from finsentry.broker import LocalBroker, create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
-from kill9 import _count, _free_port, _scored_so_far, write_figures  # noqa: E402
+from kill9 import (  # noqa: E402
+    _count, _daemon, _free_port, _scored_so_far, daemon_env, fault_topics, wait_exit, write_figures,
+)
 
 
 def run_freeze(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, items: int, freeze_s: float,
                idle_exit_s: float) -> dict[str, object]:
     """One fault run (see the module docstring); returns the figures."""
-    tag = uuid.uuid4().hex[:8]
-    topics = {"raw": f"freeze-raw-{tag}", "scored": f"freeze-scored-{tag}", "dlq": f"freeze-dlq-{tag}",
-              "late": f"freeze-late-{tag}", "group": f"freeze-{tag}"}
+    topics = fault_topics("freeze")
     create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1, topics["late"]: 1})
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FINSENTRY_KAFKA__BOOTSTRAP": bootstrap,
-           "FINSENTRY_KAFKA__GROUP_ID": topics["group"], "FINSENTRY_KAFKA__RAW_TOPIC": topics["raw"],
-           "FINSENTRY_KAFKA__SCORED_TOPIC": topics["scored"], "FINSENTRY_KAFKA__DLQ_TOPIC": topics["dlq"],
-           "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"], "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
-           "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(workdir / "outbox.sqlite"), "FINSENTRY_OPS__PORT": str(port),
-           "FINSENTRY_OPS__RELOAD_CHECK_S": "0", "FINSENTRY_LOG_LEVEL": "WARNING",
+    env = {**daemon_env(bootstrap, topics, workdir / "outbox.sqlite", port),
            # one row per ONNX Runtime call: an item re-processed after a timeout gets the same label
            "FINSENTRY_MODEL__SUB_BATCH": "1"}
     replay = subprocess.run([sys.executable, "-m", "finsentry", "replay", str(feed), "--limit", str(items)],
@@ -73,9 +67,7 @@ def run_freeze(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, i
         raise RuntimeError(f"replay failed: {replay.stdout[-2000:]}{replay.stderr[-2000:]}")
     log_path = workdir / "daemon.log"
     started = time.monotonic()
-    with log_path.open("ab") as log:
-        daemon = subprocess.Popen([sys.executable, "-m", "finsentry", "run", "--idle-exit", str(idle_exit_s)],
-                                  env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    daemon = _daemon(env, log_path, idle_exit_s)
     deadline = time.monotonic() + 600
     while _scored_so_far(port) < items // 4 and time.monotonic() < deadline and daemon.poll() is None:
         time.sleep(0.1)
@@ -89,11 +81,7 @@ def run_freeze(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, i
         os.kill(broker.pid, signal.SIGCONT)
     frozen = time.monotonic() - frozen_at
     print(f"[freeze] broker frozen for {frozen:.1f} s after {scored_at_freeze:.0f} items were scored", flush=True)
-    try:
-        exit_code = daemon.wait(timeout=1800)
-    except subprocess.TimeoutExpired:
-        daemon.kill()
-        exit_code = -9
+    exit_code = wait_exit(daemon, 1800)
     figures = _count(bootstrap, topics)
     return {
         "fault": "broker frozen (SIGSTOP) mid-stream, then resumed (SIGCONT)",

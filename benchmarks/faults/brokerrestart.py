@@ -39,12 +39,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,16 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from finsentry.broker import LocalBroker, create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
-from kill9 import _count, _free_port, _scored_so_far, write_figures  # noqa: E402
+from kill9 import (  # noqa: E402
+    _count, _daemon, _free_port, _scored_so_far, daemon_env, fault_topics, wait_exit, write_figures,
+)
 
 
 def _env(bootstrap: str, topics: dict[str, str], workdir: Path, port: int) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FINSENTRY_KAFKA__BOOTSTRAP": bootstrap,
-            "FINSENTRY_KAFKA__GROUP_ID": topics["group"], "FINSENTRY_KAFKA__RAW_TOPIC": topics["raw"],
-            "FINSENTRY_KAFKA__SCORED_TOPIC": topics["scored"], "FINSENTRY_KAFKA__DLQ_TOPIC": topics["dlq"],
-            "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"], "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
-            "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(workdir / "outbox.sqlite"), "FINSENTRY_OPS__PORT": str(port),
-            "FINSENTRY_OPS__RELOAD_CHECK_S": "0", "FINSENTRY_LOG_LEVEL": "WARNING",
+    return {**daemon_env(bootstrap, topics, workdir / "outbox.sqlite", port),
             # one row per ONNX Runtime call: an item re-processed after the outage gets the same label
             "FINSENTRY_MODEL__SUB_BATCH": "1"}
 
@@ -83,18 +78,14 @@ def _replay(env: dict[str, str], feed: Path, start: int, count: int, workdir: Pa
 def run_restart(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, items: int, tail_items: int,
                 down_s: float, idle_exit_s: float) -> dict[str, object]:
     """One fault run (see the module docstring); returns the figures."""
-    tag = uuid.uuid4().hex[:8]
-    topics = {"raw": f"restart-raw-{tag}", "scored": f"restart-scored-{tag}", "dlq": f"restart-dlq-{tag}",
-              "late": f"restart-late-{tag}", "group": f"restart-{tag}"}
+    topics = fault_topics("restart")
     create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1, topics["late"]: 1})
     port = _free_port()
     env = _env(bootstrap, topics, workdir, port)
     _replay(env, feed, 0, items, workdir)
     log_path = workdir / "daemon.log"
     started = time.monotonic()
-    with log_path.open("ab") as log:
-        daemon = subprocess.Popen([sys.executable, "-m", "finsentry", "run", "--idle-exit", str(idle_exit_s)],
-                                  env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    daemon = _daemon(env, log_path, idle_exit_s)
     deadline = time.monotonic() + 600
     while _scored_so_far(port) < items // 4 and time.monotonic() < deadline and daemon.poll() is None:
         time.sleep(0.1)
@@ -116,11 +107,7 @@ def run_restart(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, 
             break
         time.sleep(0.1)
     _replay(env, feed, items, tail_items, workdir)
-    try:
-        exit_code = daemon.wait(timeout=1800)
-    except subprocess.TimeoutExpired:
-        daemon.kill()
-        exit_code = -9
+    exit_code = wait_exit(daemon, 1800)
     figures = _count(bootstrap, topics)
     return {
         "fault": "broker stopped (JVM ended, data kept) mid-stream, restarted 30 s later on the same data and ports",

@@ -88,8 +88,21 @@ def _scored_so_far(port: int) -> float:
     return 0.0
 
 
-def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, ops_port: int) -> dict[str, str]:
-    return {
+def fault_topics(prefix: str) -> dict[str, str]:
+    """Fresh names for one run: ``raw``, ``scored``, ``dlq``, ``late`` topics and the consumer ``group``."""
+    tag = uuid.uuid4().hex[:8]
+    return {"raw": f"{prefix}-raw-{tag}", "scored": f"{prefix}-scored-{tag}", "dlq": f"{prefix}-dlq-{tag}",
+            "late": f"{prefix}-late-{tag}", "group": f"{prefix}-{tag}"}
+
+
+def daemon_env(bootstrap: str, topics: dict[str, str], outbox: Path, ops_port: int | None,
+               log_level: str = "WARNING") -> dict[str, str]:
+    """The environment every fault script's ``finsentry`` processes share (each script adds its own keys).
+
+    This repository on ``PYTHONPATH``; the run's topics (``fault_topics``), created by the script, not the
+    daemon; the outbox file; ``/metrics`` on ``ops_port`` (None: no ops server); no reload polling.
+    """
+    env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),
         "FINSENTRY_KAFKA__BOOTSTRAP": bootstrap,
@@ -99,19 +112,38 @@ def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, o
         "FINSENTRY_KAFKA__DLQ_TOPIC": topics["dlq"],
         "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"],
         "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
+        "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(outbox),
+        "FINSENTRY_OPS__RELOAD_CHECK_S": "0",
+        "FINSENTRY_LOG_LEVEL": log_level,
+    }
+    if ops_port is not None:
+        env["FINSENTRY_OPS__PORT"] = str(ops_port)
+    return env
+
+
+def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, ops_port: int) -> dict[str, str]:
+    return {
+        **daemon_env(bootstrap, topics, workdir / "outbox.sqlite", ops_port),
         "FINSENTRY_KAFKA__SESSION_TIMEOUT_MS": "6000",  # a killed member leaves the group sooner
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1440",  # the sample is sparse: one-day windows, as the demo
         "FINSENTRY_WINDOWS__HOP_MINUTES": "1440",  # tumbling, whatever the default hop
         "FINSENTRY_DETECTOR__MIN_NEGATIVE": "2",
         "FINSENTRY_DETECTOR__MIN_NEG_SHARE": "0.5",
         "FINSENTRY_WEBHOOKS__URLS": json.dumps([sink_url]),
-        "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(workdir / "outbox.sqlite"),
         "FINSENTRY_WEBHOOKS__RETRY_SCHEDULE_S": "[0, 0.5, 1, 2, 5]",
         "FINSENTRY_WEBHOOKS__DRAIN_TIMEOUT_S": "15",
-        "FINSENTRY_OPS__PORT": str(ops_port),
-        "FINSENTRY_OPS__RELOAD_CHECK_S": "0",
-        "FINSENTRY_LOG_LEVEL": "WARNING",
     }
+
+
+def wait_exit(proc: subprocess.Popen[bytes], timeout_s: float, stop: bool = False) -> int:
+    """The exit status of ``proc``, SIGTERMed first when ``stop`` and still running; -9 (SIGKILLed) past ``timeout_s``."""
+    if stop and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return -9
 
 
 def _daemon(env: dict[str, str], log_path: Path, idle_exit: float | None = None) -> subprocess.Popen[bytes]:
@@ -124,9 +156,7 @@ def run_kill9(bootstrap: str, workdir: Path, feed: Path, items: int, kills: int,
               max_gap_s: float, idle_exit_s: float) -> dict[str, object]:
     """One fault run (see the module docstring); returns the figures."""
     rng = random.Random(seed)
-    tag = uuid.uuid4().hex[:8]
-    topics = {"raw": f"kill9-raw-{tag}", "scored": f"kill9-scored-{tag}", "dlq": f"kill9-dlq-{tag}",
-              "late": f"kill9-late-{tag}", "group": f"kill9-{tag}"}
+    topics = fault_topics("kill9")
     create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1, topics["late"]: 1})
     started = time.monotonic()
     kill_times: list[float] = []

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -43,7 +41,7 @@ from finsentry.broker import create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
 from finsentry.topics import read_topic  # noqa: E402
 from ingest import make_producer, read_feed  # noqa: E402
-from kill9 import broker_for, write_figures  # noqa: E402
+from kill9 import broker_for, daemon_env, fault_topics, write_figures  # noqa: E402
 
 KINDS = ("bad_utf8", "truncated_json", "wrong_types", "missing_fields", "huge_field", "deep_nesting",
          "junk_extra_key", "not_object", "empty_or_tombstone", "naive_time")
@@ -92,8 +90,8 @@ def run_malformed(bootstrap: str, workdir: Path, feed: Path, n_valid: int, n_bad
                   idle_exit_s: float) -> dict[str, object]:
     """One fault run (see the module docstring); returns the figures."""
     rng = random.Random(seed)
-    tag = uuid.uuid4().hex[:8]
-    raw, scored, dlq, late = f"fuzz-raw-{tag}", f"fuzz-scored-{tag}", f"fuzz-dlq-{tag}", f"fuzz-late-{tag}"
+    topics = fault_topics("fuzz")
+    raw, scored, dlq, late = topics["raw"], topics["scored"], topics["dlq"], topics["late"]
     create_topics(bootstrap, {raw: 4, scored: 4, dlq: 1, late: 1})
     valid = read_feed(feed, limit=n_valid).items
     plan: list[tuple[str, str | None, bytes | None, bytes]] = []  # kind, valid id, value, key
@@ -107,12 +105,7 @@ def run_malformed(bootstrap: str, workdir: Path, feed: Path, n_valid: int, n_bad
     where = [(f.get(timeout=60).partition, f.get(timeout=60).offset) for f in futures]
     producer.close()
 
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FINSENTRY_KAFKA__BOOTSTRAP": bootstrap,
-           "FINSENTRY_KAFKA__GROUP_ID": f"fuzz-{tag}", "FINSENTRY_KAFKA__RAW_TOPIC": raw,
-           "FINSENTRY_KAFKA__SCORED_TOPIC": scored, "FINSENTRY_KAFKA__DLQ_TOPIC": dlq,
-           "FINSENTRY_KAFKA__LATE_TOPIC": late,
-           "FINSENTRY_KAFKA__CREATE_TOPICS": "false", "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(workdir / "o.sqlite"),
-           "FINSENTRY_OPS__RELOAD_CHECK_S": "0", "FINSENTRY_LOG_LEVEL": "ERROR"}
+    env = daemon_env(bootstrap, topics, workdir / "o.sqlite", None, log_level="ERROR")
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "finsentry", "run", "--idle-exit", str(idle_exit_s)],
                           env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=3600)

@@ -47,14 +47,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +62,9 @@ from alerts import WebhookSink, generate_secret  # noqa: E402
 from finsentry.broker import create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
 from ingest import read_feed  # noqa: E402
-from kill9 import _free_port, _scored_so_far, broker_for, write_figures  # noqa: E402
+from kill9 import (  # noqa: E402
+    _free_port, _scored_so_far, broker_for, daemon_env, fault_topics, wait_exit, write_figures,
+)
 
 SECRET_VAR = "FINSENTRY_FAULT_HOOK_SECRET"
 
@@ -73,16 +72,8 @@ SECRET_VAR = "FINSENTRY_FAULT_HOOK_SECRET"
 def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, port: int,
          secret: str) -> dict[str, str]:
     return {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
+        **daemon_env(bootstrap, topics, workdir / "outbox.sqlite", port),
         SECRET_VAR: secret,
-        "FINSENTRY_KAFKA__BOOTSTRAP": bootstrap,
-        "FINSENTRY_KAFKA__GROUP_ID": topics["group"],
-        "FINSENTRY_KAFKA__RAW_TOPIC": topics["raw"],
-        "FINSENTRY_KAFKA__SCORED_TOPIC": topics["scored"],
-        "FINSENTRY_KAFKA__DLQ_TOPIC": topics["dlq"],
-        "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"],
-        "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1440",
         "FINSENTRY_WINDOWS__HOP_MINUTES": "1440",  # tumbling, whatever the default hop
         "FINSENTRY_DETECTOR__KIND": "threshold",
@@ -91,10 +82,6 @@ def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, p
         "FINSENTRY_WEBHOOKS__URLS": json.dumps([sink_url]),
         "FINSENTRY_WEBHOOKS__SECRET_ENV": SECRET_VAR,
         "FINSENTRY_WEBHOOKS__CONNECT_TIMEOUT_S": "1",
-        "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(workdir / "outbox.sqlite"),
-        "FINSENTRY_OPS__PORT": str(port),
-        "FINSENTRY_OPS__RELOAD_CHECK_S": "0",
-        "FINSENTRY_LOG_LEVEL": "WARNING",
     }
 
 
@@ -155,9 +142,7 @@ class _Receiver:
 def run_receiver_down(bootstrap: str, workdir: Path, feed: Path, items: int, chunks: int, down_s: float,
                       wait_max_s: float) -> dict[str, object]:
     """One fault run (see the module docstring); returns the figures."""
-    tag = uuid.uuid4().hex[:8]
-    topics = {"raw": f"rdown-raw-{tag}", "scored": f"rdown-scored-{tag}", "dlq": f"rdown-dlq-{tag}",
-              "late": f"rdown-late-{tag}", "group": f"rdown-{tag}"}
+    topics = fault_topics("rdown")
     create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1, topics["late"]: 1})
     lines = [item.to_json() + b"\n" for item in read_feed(feed).items[:items]]
     size = -(-len(lines) // chunks)
@@ -205,13 +190,7 @@ def run_receiver_down(bootstrap: str, workdir: Path, feed: Path, items: int, chu
             time.sleep(0.05)
         time.sleep(1.0)  # anything sent twice would arrive now
     finally:
-        if daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-        try:
-            exit_code = daemon.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            exit_code = -9
+        exit_code = wait_exit(daemon, 120, stop=True)
         if receiver.sink is not None:
             receiver.stop()
     ids = receiver.ids

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import signal
@@ -60,7 +59,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -72,28 +70,17 @@ from alerts import WebhookSink  # noqa: E402
 from finsentry.broker import create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
 from finsentry.topics import read_topic  # noqa: E402
-from kill9 import _count, _free_port, _scored_so_far, broker_for, write_figures  # noqa: E402
+from kill9 import (  # noqa: E402
+    _count, _daemon, _free_port, _scored_so_far, broker_for, daemon_env, fault_topics, write_figures,
+)
 
 _REBUILT = re.compile(r"rebuilt windows of \d+ partitions from \S+: (\d+) items")
-
-
-def _topics(tag: str) -> dict[str, str]:
-    return {"raw": f"scale-raw-{tag}", "scored": f"scale-scored-{tag}", "dlq": f"scale-dlq-{tag}",
-            "late": f"scale-late-{tag}", "group": f"scale-{tag}"}
 
 
 def _env(bootstrap: str, topics: dict[str, str], outbox: Path, sink_url: str, ops_port: int,
          log_level: str = "WARNING") -> dict[str, str]:
     return {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "FINSENTRY_KAFKA__BOOTSTRAP": bootstrap,
-        "FINSENTRY_KAFKA__GROUP_ID": topics["group"],
-        "FINSENTRY_KAFKA__RAW_TOPIC": topics["raw"],
-        "FINSENTRY_KAFKA__SCORED_TOPIC": topics["scored"],
-        "FINSENTRY_KAFKA__DLQ_TOPIC": topics["dlq"],
-        "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"],
-        "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
+        **daemon_env(bootstrap, topics, outbox, ops_port, log_level),
         "FINSENTRY_KAFKA__SESSION_TIMEOUT_MS": "6000",  # the killed member leaves the group sooner
         "FINSENTRY_MODEL__SUB_BATCH": "1",  # scores independent of batching: both runs label alike
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1440",
@@ -103,19 +90,9 @@ def _env(bootstrap: str, topics: dict[str, str], outbox: Path, sink_url: str, op
         "FINSENTRY_DETECTOR__MIN_NEGATIVE": "1",
         "FINSENTRY_DETECTOR__MIN_NEG_SHARE": "0.5",
         "FINSENTRY_WEBHOOKS__URLS": json.dumps([sink_url]),
-        "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(outbox),
         "FINSENTRY_WEBHOOKS__RETRY_SCHEDULE_S": "[0, 0.5, 1, 2, 5]",
         "FINSENTRY_WEBHOOKS__DRAIN_TIMEOUT_S": "15",
-        "FINSENTRY_OPS__PORT": str(ops_port),
-        "FINSENTRY_OPS__RELOAD_CHECK_S": "0",
-        "FINSENTRY_LOG_LEVEL": log_level,
     }
-
-
-def _daemon(env: dict[str, str], log_path: Path, idle_exit: float | None) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "finsentry", "run"] + ([] if idle_exit is None else ["--idle-exit", str(idle_exit)])
-    with log_path.open("ab") as log:
-        return subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _replay(env: dict[str, str], feed: Path, items: int) -> subprocess.Popen[bytes]:
@@ -149,7 +126,7 @@ def _labels(bootstrap: str, scored_topic: str) -> dict[str, str]:
 def reference_run(bootstrap: str, workdir: Path, feed: Path, items: int,
                   idle_exit_s: float) -> tuple[list[str], dict[str, str]]:
     """One daemon over the whole stream; returns the alert ids received and each item's label."""
-    topics = _topics("ref-" + uuid.uuid4().hex[:8])
+    topics = fault_topics("scale-ref")
     create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1, topics["late"]: 1})
     with WebhookSink() as sink:
         env = _env(bootstrap, topics, workdir / "ref.sqlite", sink.url, _free_port())
@@ -165,7 +142,7 @@ def scale_run(bootstrap: str, workdir: Path, feed: Path, items: int, seed: int, 
               idle_exit_s: float) -> dict[str, object]:
     """Two daemons, A killed mid-stream, B takes over, A restarted on its outbox; returns the figures."""
     rng = random.Random(seed)
-    topics = _topics(uuid.uuid4().hex[:8])
+    topics = fault_topics("scale")
     create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1, topics["late"]: 1})
     started = time.monotonic()
     with WebhookSink() as sink:

@@ -68,13 +68,11 @@ import argparse
 import itertools
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,7 +85,9 @@ from alerts import WebhookSink  # noqa: E402
 from finsentry.broker import create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
 from ingest import NewsItem, make_producer, read_feed, record_key  # noqa: E402
-from kill9 import _count, _free_port, _scored_so_far, broker_for, write_figures  # noqa: E402
+from kill9 import (  # noqa: E402
+    _count, _free_port, _scored_so_far, broker_for, daemon_env, fault_topics, wait_exit, write_figures,
+)
 
 STOCKNET = Path("stocknet") / "tweet" / "preprocessed"
 _MIB = 1024 * 1024
@@ -220,15 +220,7 @@ class _LagProbe:
 
 def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, ops_port: int) -> dict[str, str]:
     return {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "FINSENTRY_KAFKA__BOOTSTRAP": bootstrap,
-        "FINSENTRY_KAFKA__GROUP_ID": topics["group"],
-        "FINSENTRY_KAFKA__RAW_TOPIC": topics["raw"],
-        "FINSENTRY_KAFKA__SCORED_TOPIC": topics["scored"],
-        "FINSENTRY_KAFKA__DLQ_TOPIC": topics["dlq"],
-        "FINSENTRY_KAFKA__LATE_TOPIC": topics["late"],
-        "FINSENTRY_KAFKA__CREATE_TOPICS": "false",
+        **daemon_env(bootstrap, topics, workdir / "outbox.sqlite", ops_port),
         "FINSENTRY_WINDOWS__SIZE_MINUTES": "1",  # live-stamped items: one-minute windows open and close all along
         "FINSENTRY_WINDOWS__HOP_MINUTES": "1",  # tumbling, whatever the default hop
         # the threshold detector: alerts all along, so the outbox and the delivery worker are exercised too
@@ -236,10 +228,6 @@ def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, o
         "FINSENTRY_DETECTOR__MIN_NEGATIVE": "3",
         "FINSENTRY_DETECTOR__MIN_NEG_SHARE": "0.5",
         "FINSENTRY_WEBHOOKS__URLS": json.dumps([sink_url]),
-        "FINSENTRY_WEBHOOKS__OUTBOX_PATH": str(workdir / "outbox.sqlite"),
-        "FINSENTRY_OPS__PORT": str(ops_port),
-        "FINSENTRY_OPS__RELOAD_CHECK_S": "0",
-        "FINSENTRY_LOG_LEVEL": "WARNING",
         "FINSENTRY_SOAK_SNAPSHOT": str(workdir / "tracemalloc"),
     }
 
@@ -300,9 +288,7 @@ def run_soak(bootstrap: str, workdir: Path, feeds: list[Path], minutes: float, w
              rate: float | None, probe_items: int, sample_s: float, traced: bool) -> dict[str, object]:
     """One soak run (see the module docstring); returns the figures."""
     items = load_items(feeds)
-    tag = uuid.uuid4().hex[:8]
-    topics = {"raw": f"soak-raw-{tag}", "scored": f"soak-scored-{tag}", "dlq": f"soak-dlq-{tag}",
-              "late": f"soak-late-{tag}", "group": f"soak-{tag}"}
+    topics = fault_topics("soak")
     create_topics(bootstrap, {topics["raw"]: 4, topics["scored"]: 4, topics["dlq"]: 1, topics["late"]: 1})
     started = time.monotonic()
     with WebhookSink() as sink:
@@ -348,13 +334,7 @@ def run_soak(bootstrap: str, workdir: Path, feeds: list[Path], minutes: float, w
         finally:
             stream.close()
             lag.close()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                exit_code = proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                exit_code = -9
+            exit_code = wait_exit(proc, 120, stop=True)
         time.sleep(1.0)  # the last deliveries' answers
         received = sink.received
         duplicate_alerts = sink.duplicates
