@@ -136,7 +136,7 @@ def _env(bootstrap: str, topics: dict[str, str], workdir: Path, sink_url: str, o
 
 
 def wait_exit(proc: subprocess.Popen[bytes], timeout_s: float, stop: bool = False) -> int:
-    """The exit status of ``proc``, SIGTERMed first when ``stop`` and still running; -9 (SIGKILLed) past ``timeout_s``."""
+    """The exit status of ``proc`` (SIGTERMed first when ``stop``); -9, after a SIGKILL, past ``timeout_s``."""
     if stop and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
