@@ -212,8 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # a clear one-line error for the user; details at DEBUG
-        log.debug("failure", exc_info=True)
+    except Exception as exc:  # a clear one-line error for the user; details at DEBUG (a daemon's: at ERROR)
+        log.log(logging.ERROR if args.command == "run" else logging.DEBUG, "%s failed", args.command, exc_info=True)
         print(f"finsentry {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 

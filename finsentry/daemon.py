@@ -106,6 +106,8 @@ class DaemonStats:
     revoked: int = 0
     #: consumers replaced because their group join stayed pending (see Daemon._watch_group).
     consumer_replacements: int = 0
+    #: retriable broker errors ridden out by a poll, a commit or a metadata fetch (e.g. while the broker restarts).
+    broker_errors: int = 0
 
 
 @dataclass
@@ -198,6 +200,7 @@ class Daemon:
         self._committed: dict[TopicPartition, int] = {}  # last committed offset of each owned partition
         self._decided: dict[TopicPartition, int | None] = {}  # windows decided through (ms): commit metadata
         self._committed_wm: int | None | object = None  # the operator watermark at the last commit, or _RECOMMIT
+        self._broker_error_logged = -float("inf")  # monotonic s of the last broker-error warning
         self.consumer: KafkaConsumer = self._make_consumer()
         self.delivery.start()
         self.ops = DaemonOps(self)  # /healthz, /readyz, /metrics, hot model reload
@@ -270,7 +273,7 @@ class Daemon:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
-            polled = self.consumer.poll(timeout_ms=remaining_ms, max_records=max_batch - len(batch.records))
+            polled = self._poll(remaining_ms, max_batch - len(batch.records))
             now = time.monotonic()
             for records in polled.values():
                 batch.records.extend(records)
@@ -279,6 +282,37 @@ class Daemon:
         if batch.records:
             self.stats.batches += 1
         return batch
+
+    def _poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[RecordLike]]:
+        """``consumer.poll`` that rides out a broker outage: a retriable error returns nothing.
+
+        kafka-python 3.0.12's ``poll`` raises while no broker answers (seen:
+        ``KafkaConnectionError: 111 ECONNREFUSED`` from the metadata refresh
+        of its coordinator lookup, while the broker restarts), although
+        nothing was fetched and the consumer can go on. Such an error is
+        counted and logged (:meth:`_broker_error`), and the call returns no
+        records after waiting ``timeout_ms`` (at most 0.5 s), as an empty poll would.
+
+        Raises:
+            kafka.errors.KafkaError: a non-retriable error.
+        """
+        try:
+            return self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            self._broker_error("poll", exc)
+            time.sleep(min(timeout_ms, 500) / 1000.0)
+            return {}
+
+    def _broker_error(self, where: str, exc: KafkaError) -> None:
+        """Count a retriable broker error (``stats.broker_errors``); warn at most every 10 s."""
+        self.stats.broker_errors += 1
+        now = time.monotonic()
+        if now - self._broker_error_logged >= 10.0:
+            self._broker_error_logged = now
+            log.warning("broker unreachable (%s: %r); retrying (%d such errors so far)", where, exc,
+                        self.stats.broker_errors)
 
     def _make_consumer(self) -> KafkaConsumer:
         """A consumer subscribed to the raw topic with the rebalance listener, its topic metadata fetched.
@@ -319,8 +353,13 @@ class Daemon:
             self._unassigned_since = now
         elif now - self._unassigned_since >= after_s:
             log.info("no partition assigned for %.0f s: refreshing metadata", now - self._unassigned_since)
-            self.consumer.topics()
             self._unassigned_since = now
+            try:
+                self.consumer.topics()
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                self._broker_error("metadata", exc)
 
     def _join_limit_s(self) -> float:
         """How long a group join may take before the consumer is replaced: 2 session timeouts + 10 s.
@@ -398,7 +437,7 @@ class Daemon:
             try:
                 while not future.done():
                     paused |= self._pause_assigned()
-                    self._seek_back(self.consumer.poll(timeout_ms=0, max_records=1))
+                    self._seek_back(self._poll(0, 1))
                     wait([future], timeout=every_s)
             finally:
                 assigned = self.consumer.assignment()
@@ -446,6 +485,14 @@ class Daemon:
         owner had decided); when the watermark moved, the last committed
         offsets of the other owned partitions are committed again with it, so
         a partition's next owner never closes a window this daemon closed.
+        A commit refused during a rebalance, or failed with a retriable
+        broker error (it times out while the broker restarts), is made again
+        at the next loop turn with every owned partition (at-least-once: the
+        turn's alerts are already in the outbox).
+
+        Raises:
+            OutputError: see :meth:`_check_sends`.
+            kafka.errors.KafkaError: a non-retriable commit error.
         """
         self._check_sends()
         assigned = self.consumer.assignment()
@@ -470,6 +517,11 @@ class Daemon:
             # the group is rebalancing: a partition that moves is consumed again by its next owner from its
             # last commit (at-least-once); one that stays is committed, with its metadata, at the next turn
             log.warning("commit refused during a rebalance (%s): retried at the next commit", type(exc).__name__)
+            self._committed_wm = _RECOMMIT
+        except KafkaError as exc:  # e.g. the broker restarting: the commit times out; the same rule applies
+            if not exc.retriable:
+                raise
+            self._broker_error("commit", exc)
             self._committed_wm = _RECOMMIT
 
     # -- rebalances ----------------------------------------------------------------

@@ -88,7 +88,7 @@ def run_freeze(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, i
         "feed": feed.name,
         **figures,
         "daemon_exit": exit_code,
-        "daemon_log_tail": log_path.read_text(errors="replace")[-1500:] if exit_code else "",
+        "daemon_log_tail": log_path.read_text(errors="replace")[-5000:] if exit_code else "",
         "frozen_s": round(frozen, 1),
         "scored_at_freeze": scored_at_freeze,
         "wall_s": round(time.monotonic() - started, 1),
