@@ -36,6 +36,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -177,6 +178,10 @@ class Outbox:
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         c.execute(statement)
                     c.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            with self._tx(durable=True) as c:  # a table outboxes of schema 1 gain on open
+                c.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                c.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('instance_id', ?)", (uuid.uuid4().hex,))
+                self._instance_id = str(c.execute("SELECT value FROM meta WHERE name = 'instance_id'").fetchone()[0])
             with self._tx() as c:
                 for ep in self._endpoints:
                     c.execute(
@@ -193,6 +198,20 @@ class Outbox:
     def path(self) -> Path:
         """The SQLite file."""
         return self._path
+
+    @property
+    def instance_id(self) -> str:
+        """A random id (32 hex digits) made when this outbox file was first opened, and kept in it.
+
+        A daemon restarted on the same outbox keeps its id: its alert claims
+        (``finsentry._alert_claims``) stay its own.
+        """
+        return self._instance_id
+
+    def has_message(self, msg_id: str) -> bool:
+        """Whether the message ``msg_id`` (an alert's ``message_id``, or a notice id) is stored (not yet pruned)."""
+        row = self._conn().execute("SELECT 1 FROM messages WHERE msg_id = ?", (msg_id,)).fetchone()
+        return row is not None
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:

@@ -229,7 +229,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"consumed {stats.consumed}, scored {stats.scored}, dead-lettered {stats.dead_lettered}, "
         f"late {stats.late}, windows closed {stats.windows_closed}, "
-        f"alerts {stats.alerts_firing}, resolved {stats.alerts_resolved}"
+        f"alerts {stats.alerts_firing}, resolved {stats.alerts_resolved}, "
+        f"alert messages claimed by another daemon {daemon.claims.claimed_elsewhere}"
     )
     return 0
 

@@ -59,7 +59,8 @@ from alerts import (
 )
 from finsentry.broker import create_topics
 from finsentry.config import Settings
-from finsentry.jobs import AlertTally, DaemonJobs, JobSources
+from finsentry._alert_claims import AlertClaims, claims_topic_for
+from finsentry.jobs import AlertTally, DaemonJobs, JobLogError, JobSources, KafkaJobLog
 from finsentry.ops import DaemonOps
 from finsentry.pipeline import BatchOutput, Pipeline, build_detector, build_windows
 from finsentry.rebuild import OnAssigned, commit_metadata, rebuild_windows
@@ -202,6 +203,14 @@ class Daemon:
         self._committed_wm: int | None | object = None  # the operator watermark at the last commit, or _RECOMMIT
         self._broker_error_logged = -float("inf")  # monotonic s of the last broker-error warning
         self.consumer: KafkaConsumer = self._make_consumer()
+        self.claims = AlertClaims(
+            KafkaJobLog(k.bootstrap, k.alert_claims_topic or claims_topic_for(k.group_id), create=True,
+                        client_id="finsentry-claims", what="alert claims"),
+            member=self.outbox.instance_id, horizon_ms=int(settings.jobs.retention_hours * 3_600_000 / 2))
+        for alert in self.claims.unstored(self.outbox.has_message):  # claimed, then killed before storing it
+            log.warning("storing alert message %s claimed before a crash", alert.message_id,
+                        extra={"alert_id": alert.alert_id})
+            self.outbox.put(alert)
         self.delivery.start()
         self.ops = DaemonOps(self)  # /healthz, /readyz, /metrics, hot model reload
         self.ops.start()
@@ -654,8 +663,19 @@ class Daemon:
         self._rebuilt |= new
 
     def _alert(self, alerts: list[Alert]) -> None:
-        """Store the alerts durably (before the commit); the delivery workers send them."""
-        for alert in alerts:
+        """Store the alerts this daemon wins the claim of durably (before the commit); the delivery workers send them.
+
+        Claims (``finsentry._alert_claims``): an alert message another daemon
+        of the group claimed first (it decided the same window before a
+        kill or a rebalance moved the partition here) is not stored here.
+        A claim that fails with a retriable error (the broker restarting) is
+        tried again every second until it succeeds or the daemon is stopped.
+
+        Raises:
+            kafka.errors.KafkaError, finsentry.jobs.JobLogError: the claim failed and the daemon is stopping
+                (nothing of this turn is stored or committed: the next start decides it again).
+        """
+        for alert in self._claim(alerts):
             log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start,
                      extra={"alert_id": alert.alert_id, "key": alert.key})
             self.stats.alerts.append(alert)
@@ -665,6 +685,16 @@ class Daemon:
             else:
                 self.stats.alerts_firing += 1
             self.outbox.put(alert)
+
+    def _claim(self, alerts: list[Alert]) -> list[Alert]:
+        while True:
+            try:
+                return self.claims.claim(alerts)
+            except (KafkaError, JobLogError) as exc:
+                if (isinstance(exc, KafkaError) and not exc.retriable) or self._stop.is_set():
+                    raise
+                self._broker_error("alert claims", exc)
+                time.sleep(1.0)
 
     def close(self) -> None:
         """Flush, commit what was processed, close the clients (idempotent)."""
@@ -679,5 +709,6 @@ class Daemon:
             try:
                 self.consumer.close(autocommit=False)
             finally:
+                self.claims.close()
                 self.delivery.close(drain_timeout_s=self.settings.webhooks.drain_timeout_s)
 

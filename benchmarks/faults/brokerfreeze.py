@@ -37,7 +37,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finsentry.broker import LocalBroker, create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
 from kill9 import (  # noqa: E402
-    _count, _daemon, _free_port, _scored_so_far, daemon_env, fault_topics, wait_exit, write_figures,
+    _count, _free_port, daemon_env, daemon_outcome, fault_topics, on_local_broker, start_until_scored,
+    write_figures,
 )
 
 
@@ -67,11 +67,7 @@ def run_freeze(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, i
         raise RuntimeError(f"replay failed: {replay.stdout[-2000:]}{replay.stderr[-2000:]}")
     log_path = workdir / "daemon.log"
     started = time.monotonic()
-    daemon = _daemon(env, log_path, idle_exit_s)
-    deadline = time.monotonic() + 600
-    while _scored_so_far(port) < items // 4 and time.monotonic() < deadline and daemon.poll() is None:
-        time.sleep(0.1)
-    scored_at_freeze = _scored_so_far(port)
+    daemon, scored_at_freeze = start_until_scored(env, log_path, idle_exit_s, port, items // 4)
     assert broker.pid is not None
     os.kill(broker.pid, signal.SIGSTOP)
     frozen_at = time.monotonic()
@@ -81,14 +77,12 @@ def run_freeze(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, i
         os.kill(broker.pid, signal.SIGCONT)
     frozen = time.monotonic() - frozen_at
     print(f"[freeze] broker frozen for {frozen:.1f} s after {scored_at_freeze:.0f} items were scored", flush=True)
-    exit_code = wait_exit(daemon, 1800)
-    figures = _count(bootstrap, topics)
+    outcome = daemon_outcome(daemon, log_path)
     return {
         "fault": "broker frozen (SIGSTOP) mid-stream, then resumed (SIGCONT)",
         "feed": feed.name,
-        **figures,
-        "daemon_exit": exit_code,
-        "daemon_log_tail": log_path.read_text(errors="replace")[-5000:] if exit_code else "",
+        **_count(bootstrap, topics),
+        **outcome,
         "frozen_s": round(frozen, 1),
         "scored_at_freeze": scored_at_freeze,
         "wall_s": round(time.monotonic() - started, 1),
@@ -109,13 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     items = args.items or (1000 if args.short else 5000)
     feed = args.feed or default_data_dir() / DEFAULT_FEED
     out = args.out or Path(__file__).with_name("brokerfreeze-short.json" if args.short else "brokerfreeze.json")
-    with tempfile.TemporaryDirectory(prefix="finsentry-freeze-") as tmp:
-        broker = LocalBroker(run_dir=Path(tmp) / "broker")
-        bootstrap = broker.start()
-        try:
-            figures = run_freeze(broker, bootstrap, Path(tmp), feed, items, args.freeze, args.idle_exit)
-        finally:
-            broker.stop()
+    figures = on_local_broker("finsentry-freeze-", lambda broker, bootstrap, workdir: run_freeze(
+        broker, bootstrap, workdir, feed, items, args.freeze, args.idle_exit))
     write_figures(figures, "brokerfreeze.py", argv, out)
     return 0 if figures["lost"] == 0 and figures["daemon_exit"] == 0 else 1
 

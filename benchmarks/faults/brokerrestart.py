@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -52,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from finsentry.broker import LocalBroker, create_topics  # noqa: E402
 from finsentry.demo import DEFAULT_FEED, default_data_dir  # noqa: E402
 from kill9 import (  # noqa: E402
-    _count, _daemon, _free_port, _scored_so_far, daemon_env, fault_topics, wait_exit, write_figures,
+    _count, _free_port, _scored_so_far, daemon_env, daemon_outcome, fault_topics, on_local_broker,
+    start_until_scored, write_figures,
 )
 
 
@@ -85,11 +85,7 @@ def run_restart(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, 
     _replay(env, feed, 0, items, workdir)
     log_path = workdir / "daemon.log"
     started = time.monotonic()
-    daemon = _daemon(env, log_path, idle_exit_s)
-    deadline = time.monotonic() + 600
-    while _scored_so_far(port) < items // 4 and time.monotonic() < deadline and daemon.poll() is None:
-        time.sleep(0.1)
-    scored_at_halt = _scored_so_far(port)
+    daemon, scored_at_halt = start_until_scored(env, log_path, idle_exit_s, port, items // 4)
     halted_at = time.monotonic()
     broker.halt()
     print(f"[restart] broker stopped after {scored_at_halt:.0f} items were scored "
@@ -107,16 +103,14 @@ def run_restart(broker: LocalBroker, bootstrap: str, workdir: Path, feed: Path, 
             break
         time.sleep(0.1)
     _replay(env, feed, items, tail_items, workdir)
-    exit_code = wait_exit(daemon, 1800)
-    figures = _count(bootstrap, topics)
+    outcome = daemon_outcome(daemon, log_path)
     return {
         "fault": "broker stopped (JVM ended, data kept) mid-stream, restarted 30 s later on the same data and ports",
         "feed": feed.name,
-        **figures,
+        **_count(bootstrap, topics),
         "items_before_stop": items,
         "items_after_restart": tail_items,
-        "daemon_exit": exit_code,
-        "daemon_log_tail": log_path.read_text(errors="replace")[-5000:] if exit_code else "",
+        **outcome,
         "stopped_s": round(resumed_at - halted_at, 1),
         "down_s": round(back_at - halted_at, 1),
         "reconnect_s": None if reconnect_s is None else round(reconnect_s, 1),
@@ -142,13 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     tail = args.tail_items if args.tail_items is not None else (200 if args.short else 1000)
     feed = args.feed or default_data_dir() / DEFAULT_FEED
     out = args.out or Path(__file__).with_name("brokerrestart-short.json" if args.short else "brokerrestart.json")
-    with tempfile.TemporaryDirectory(prefix="finsentry-restart-") as tmp:
-        broker = LocalBroker(run_dir=Path(tmp) / "broker")
-        bootstrap = broker.start()
-        try:
-            figures = run_restart(broker, bootstrap, Path(tmp), feed, items, tail, args.down, args.idle_exit)
-        finally:
-            broker.stop()
+    figures = on_local_broker("finsentry-restart-", lambda broker, bootstrap, workdir: run_restart(
+        broker, bootstrap, workdir, feed, items, tail, args.down, args.idle_exit))
     write_figures(figures, "brokerrestart.py", argv, out)
     ok = figures["lost"] == 0 and figures["daemon_exit"] == 0 and figures["conflicting_labels"] == 0
     return 0 if ok else 1

@@ -57,7 +57,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -150,6 +150,34 @@ def _daemon(env: dict[str, str], log_path: Path, idle_exit: float | None = None)
     cmd = [sys.executable, "-m", "finsentry", "run"] + ([] if idle_exit is None else ["--idle-exit", str(idle_exit)])
     with log_path.open("ab") as log:
         return subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_until_scored(env: dict[str, str], log_path: Path, idle_exit_s: float, port: int, count: float,
+                       timeout_s: float = 600.0) -> tuple[subprocess.Popen[bytes], float]:
+    """Start ``finsentry run`` (output to ``log_path``) and wait until it has scored ``count`` items (its
+    ``/metrics`` on ``port``), has exited, or ``timeout_s`` has passed; return it and the items scored by then."""
+    daemon = _daemon(env, log_path, idle_exit_s)
+    deadline = time.monotonic() + timeout_s
+    while _scored_so_far(port) < count and time.monotonic() < deadline and daemon.poll() is None:
+        time.sleep(0.1)
+    return daemon, _scored_so_far(port)
+
+
+def daemon_outcome(daemon: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 1800) -> dict[str, object]:
+    """Wait for the daemon to exit by itself: ``daemon_exit`` and, when it is not 0, ``daemon_log_tail``."""
+    code = wait_exit(daemon, timeout_s)
+    return {"daemon_exit": code, "daemon_log_tail": log_path.read_text(errors="replace")[-5000:] if code else ""}
+
+
+def on_local_broker(prefix: str, run: Callable[[LocalBroker, str, Path], dict[str, object]]) -> dict[str, object]:
+    """``run(broker, bootstrap, workdir)`` on a local broker of its own, in a temporary folder (both removed after)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        broker = LocalBroker(run_dir=Path(tmp) / "broker")
+        bootstrap = broker.start()
+        try:
+            return run(broker, bootstrap, Path(tmp))
+        finally:
+            broker.stop()
 
 
 def run_kill9(bootstrap: str, workdir: Path, feed: Path, items: int, kills: int, seed: int,

@@ -3,6 +3,8 @@
 Used only from the scheduler's threads (never the daemon's consumer, which is
 not thread-safe): its own producer (``acks=all``) and an unsubscribed
 consumer (no group) that reads the partition by time, behind one lock.
+The daemon's alert claims (``finsentry._alert_claims``) use the same class on
+their own topic.
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ class KafkaJobLog:
         topic: the jobs topic.
         create: create the topic (one partition) when missing (``kafka.create_topics``).
         timeout_s: limit of one append or one read, seconds.
+        client_id: the clients' Kafka client id.
+        what: what the topic holds, for error messages (``jobs``, ``alert claims``).
     """
 
-    def __init__(self, bootstrap: str, topic: str, create: bool, timeout_s: float = 15.0) -> None:
+    def __init__(self, bootstrap: str, topic: str, create: bool, timeout_s: float = 15.0,
+                 client_id: str = "finsentry-jobs", what: str = "jobs") -> None:
         self.topic = topic
+        self._client_id = client_id
+        self._what = what
         self._bootstrap = bootstrap
         self._create = create
         self._timeout_s = timeout_s
@@ -51,14 +58,14 @@ class KafkaJobLog:
             if self._create:
                 create_topics(self._bootstrap, {self.topic: 1}, timeout_s=self._timeout_s)
             consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
-                                     client_id="finsentry-jobs", request_timeout_ms=int(self._timeout_s * 1000) + 1000)
+                                     client_id=self._client_id, request_timeout_ms=int(self._timeout_s * 1000) + 1000)
             if not consumer.partitions_for_topic(self.topic):
                 consumer.close()
-                raise JobLogError(f"jobs topic {self.topic!r} does not exist (create it with one partition, or set "
+                raise JobLogError(f"{self._what} topic {self.topic!r} does not exist (create it with one partition, or set "
                                   "kafka.create_topics = true)")
             consumer.assign([self._tp])
             self._consumer = consumer
-            self._producer = make_producer(self._bootstrap, client_id="finsentry-jobs",
+            self._producer = make_producer(self._bootstrap, client_id=self._client_id,
                                            max_block_ms=int(self._timeout_s * 1000))
         return self._producer, self._consumer
 
