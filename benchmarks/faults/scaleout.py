@@ -39,7 +39,10 @@ received: must be 0), ``duplicate_alerts`` (notifications with an
 already-seen ``webhook-id``: must be 0), ``unexpected_alerts`` (received, not
 in the reference), ``items_lost`` (raw items with neither a scored record nor
 a dead letter: must be 0), ``rebuilt_items`` (items B restored into open
-windows after taking over), and the reference and received counts.
+windows after taking over), ``alert_messages_claimed_elsewhere`` (alert
+messages a daemon decided but did not store because the other had claimed
+them first: ``finsentry._alert_claims``; from the daemons' exit summaries),
+and the reference and received counts.
 
 Usage::
 
@@ -75,6 +78,7 @@ from kill9 import (  # noqa: E402
 )
 
 _REBUILT = re.compile(r"rebuilt windows of \d+ partitions from \S+: (\d+) items")
+_CLAIMED = re.compile(r"claimed by another daemon (\d+)")  # the run summary of `finsentry run`
 
 
 def _env(bootstrap: str, topics: dict[str, str], outbox: Path, sink_url: str, ops_port: int,
@@ -175,6 +179,8 @@ def scale_run(bootstrap: str, workdir: Path, feed: Path, items: int, seed: int, 
         received = _received(sink)
         sink_duplicates = sink.duplicates
     rebuilt = [int(m.group(1)) for m in _REBUILT.finditer((workdir / "b.log").read_text(errors="replace"))]
+    claimed = [int(m.group(1)) for name in ("a.log", "b.log")
+               for m in _CLAIMED.finditer((workdir / name).read_text(errors="replace"))]
     figures = _count(bootstrap, topics)
     return {
         "labels": _labels(bootstrap, topics["scored"]),
@@ -186,6 +192,7 @@ def scale_run(bootstrap: str, workdir: Path, feed: Path, items: int, seed: int, 
         "scored_by_a_at_kill": scored_by_a,
         "scored_by_b_at_kill": scored_by_b_at_kill,
         "rebuilt_items": sum(rebuilt),
+        "alert_messages_claimed_elsewhere": sum(claimed),
         "wall_s": round(time.monotonic() - started, 1),
         "replay": replay_out[-1] if replay_out else "",
     }
