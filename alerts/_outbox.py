@@ -178,10 +178,7 @@ class Outbox:
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         c.execute(statement)
                     c.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-            with self._tx(durable=True) as c:  # a table outboxes of schema 1 gain on open
-                c.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                c.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('instance_id', ?)", (uuid.uuid4().hex,))
-                self._instance_id = str(c.execute("SELECT value FROM meta WHERE name = 'instance_id'").fetchone()[0])
+            self._instance_id = self._ensure_meta(conn)
             with self._tx() as c:
                 for ep in self._endpoints:
                     c.execute(
@@ -208,10 +205,19 @@ class Outbox:
         """
         return self._instance_id
 
-    def has_message(self, msg_id: str) -> bool:
-        """Whether the message ``msg_id`` (an alert's ``message_id``, or a notice id) is stored (not yet pruned)."""
-        row = self._conn().execute("SELECT 1 FROM messages WHERE msg_id = ?", (msg_id,)).fetchone()
-        return row is not None
+    def _ensure_meta(self, conn: sqlite3.Connection) -> str:
+        """The tables an outbox of schema 1 gains (``meta``: the instance id; ``held``), made on first open
+        (written only then: later opens only read); returns the instance id."""
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if {"meta", "held"} <= tables:
+            row = conn.execute("SELECT value FROM meta WHERE name = 'instance_id'").fetchone()
+            if row is not None:
+                return str(row[0])
+        with self._tx(durable=True) as c:
+            c.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            c.execute("CREATE TABLE IF NOT EXISTS held (msg_id TEXT PRIMARY KEY, held_at REAL NOT NULL)")
+            c.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('instance_id', ?)", (uuid.uuid4().hex,))
+            return str(c.execute("SELECT value FROM meta WHERE name = 'instance_id'").fetchone()[0])
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -274,7 +280,7 @@ class Outbox:
 
         Idempotent on (alert id, status): putting the same message again
         queues it only for endpoints that never had it, and never re-sends
-        what was delivered.
+        what was delivered; a held message (:meth:`hold`) stays held.
 
         Args:
             alert: the alert (its ``status`` picks the message).
@@ -292,6 +298,86 @@ class Outbox:
             [(ep.id, alert.message_id, now + ep.group_wait_s, now, now) for ep in self._endpoints],
             f"alert {alert.alert_id}",
         )
+
+    def hold(self, alerts: Sequence[Alert], now: float | None = None) -> int:
+        """Store alert messages without queueing them (one durable transaction): they wait for :meth:`release`
+        or :meth:`discard`.
+
+        Used by the daemon around its alert claims (``finsentry._alert_claims``):
+        hold, claim, then release what it won and discard what another daemon
+        claimed first; a crash in between leaves them held, and :meth:`held`
+        gives them back at the next start. A message already stored (held,
+        queued or delivered) is left as it is.
+
+        Returns:
+            How many messages were new (and are now held).
+
+        Raises:
+            OutboxError: the outbox is closed or the write failed.
+        """
+        now = time.time() if now is None else now
+        new = 0
+        try:
+            with self._tx(durable=True) as c:
+                for alert in alerts:
+                    if c.execute(
+                        "INSERT OR IGNORE INTO messages (msg_id, alert_id, status, group_key, alert_json, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (alert.message_id, alert.alert_id, alert.status, group_key(alert), alert.to_json(), now),
+                    ).rowcount == 1:
+                        c.execute("INSERT INTO held (msg_id, held_at) VALUES (?, ?)", (alert.message_id, now))
+                        new += 1
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self._path}: could not hold {len(alerts)} alert(s): {exc}") from exc
+        return new
+
+    def held(self) -> list[Alert]:
+        """The held alert messages, oldest first (see :meth:`hold`)."""
+        rows = self._conn().execute(
+            "SELECT m.alert_json FROM held h JOIN messages m USING (msg_id) ORDER BY h.held_at, h.msg_id").fetchall()
+        return [Alert.from_json(row[0]) for row in rows]
+
+    def release(self, msg_ids: Sequence[str], now: float | None = None) -> int:
+        """Queue held messages for every endpoint and stop holding them (one durable transaction); wake the workers.
+
+        Ids that are not held are ignored. Returns how many were released.
+
+        Raises:
+            OutboxError: the outbox is closed or the write failed.
+        """
+        now = time.time() if now is None else now
+        released = self._unhold(msg_ids, "release", lambda c, msg_id: c.executemany(
+            "INSERT OR IGNORE INTO deliveries (endpoint_id, msg_id, state, next_at, created_at, updated_at) "
+            "VALUES (?, ?, 'pending', ?, ?, ?)",
+            [(ep.id, msg_id, now + ep.group_wait_s, now, now) for ep in self._endpoints],
+        ))
+        if released:
+            self._notify()
+        return released
+
+    def discard(self, msg_ids: Sequence[str]) -> int:
+        """Delete held messages (another daemon sends them); ids that are not held are ignored.
+
+        Returns how many were deleted.
+
+        Raises:
+            OutboxError: the outbox is closed or the write failed.
+        """
+        return self._unhold(msg_ids, "discard",
+                            lambda c, msg_id: c.execute("DELETE FROM messages WHERE msg_id = ?", (msg_id,)))
+
+    def _unhold(self, msg_ids: Sequence[str], what: str, then: Callable[[sqlite3.Connection, str], object]) -> int:
+        """In one durable transaction, stop holding each held id and call ``then(conn, msg_id)``; returns how many."""
+        done = 0
+        try:
+            with self._tx(durable=True) as c:
+                for msg_id in msg_ids:
+                    if c.execute("DELETE FROM held WHERE msg_id = ?", (msg_id,)).rowcount == 1:
+                        then(c, msg_id)
+                        done += 1
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox {self._path}: could not {what} {len(msg_ids)} message(s): {exc}") from exc
+        return done
 
     def put_notice(self, msg_id: str, kind: str, doc: bytes, formats: Sequence[str], now: float | None = None) -> bool:
         """Store a notice (a non-alert message, e.g. the daily digest) and queue it; durable on return.
@@ -333,11 +419,12 @@ class Outbox:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     message,
                 ).rowcount == 1
-                c.executemany(
-                    "INSERT OR IGNORE INTO deliveries (endpoint_id, msg_id, state, next_at, created_at, updated_at) "
-                    "VALUES (?, ?, 'pending', ?, ?, ?)",
-                    deliveries,
-                )
+                if not c.execute("SELECT 1 FROM held WHERE msg_id = ?", (message[0],)).fetchone():  # held: see hold
+                    c.executemany(
+                        "INSERT OR IGNORE INTO deliveries (endpoint_id, msg_id, state, next_at, created_at, "
+                        "updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
+                        deliveries,
+                    )
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox {self._path}: could not store {what}: {exc}") from exc
         self._notify()
@@ -371,9 +458,10 @@ class Outbox:
                 ids = [r[0] for r in c.execute(
                     "SELECT msg_id FROM deliveries GROUP BY msg_id HAVING "
                     "sum(state NOT IN ('delivered', 'grouped')) = 0 AND max(updated_at) < ?", (cutoff,))]
-                ids += [r[0] for r in c.execute(  # stored with no endpoint to deliver to
+                ids += [r[0] for r in c.execute(  # stored with no endpoint to deliver to (and not held)
                     "SELECT msg_id FROM messages m WHERE created_at < ? AND NOT EXISTS "
-                    "(SELECT 1 FROM deliveries d WHERE d.msg_id = m.msg_id)", (cutoff,))]
+                    "(SELECT 1 FROM deliveries d WHERE d.msg_id = m.msg_id) AND NOT EXISTS "
+                    "(SELECT 1 FROM held h WHERE h.msg_id = m.msg_id)", (cutoff,))]
                 c.executemany("DELETE FROM deliveries WHERE msg_id = ?", [(m,) for m in ids])
                 c.executemany("DELETE FROM messages WHERE msg_id = ?", [(m,) for m in ids])
         except sqlite3.Error as exc:

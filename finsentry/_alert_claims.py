@@ -1,40 +1,46 @@
-"""Alert claims: which daemon of a consumer group stores (and so delivers) each alert message.
+"""Alert claims: which daemon of a consumer group sends each alert message.
 
 Each daemon has its own outbox. When daemon A is killed after storing a loop
 turn's alerts and before committing that turn's offsets and decided-through
 watermark, the partition's next owner B decides those windows again and
 raises the same alert messages (same alert id, same status); without a
-shared record, A's outbox (after A's restart) and B's both send them.
+shared record, A's outbox (after A's restart) and B's would both send them.
 
-The rule: before storing alert messages, a daemon appends a claim for each
-one it has not seen claimed (key = the message id, value ``{"kind":
-"claim", "member": <its outbox's instance id>, "alert": <the alert JSON>}``)
-to its group's one-partition alert-claims topic and reads the partition back
-through its own records. The *first* claim of a message in the log wins
-(:func:`finsentry.jobs.first_claims`, the rule the scheduled jobs use); only
-the winner stores the message. The member id is the outbox's instance id
-(``alerts.Outbox.instance_id``), so a daemon restarted on its outbox keeps
-its claims. On start, a daemon stores every message it won within the
-horizon that its outbox lacks (:meth:`AlertClaims.unstored`): a kill between
-a claim and the outbox write loses nothing once the daemon is back.
+The rule, per loop turn that raises alerts (``Daemon._alert``):
 
-What is left: a daemon killed after claiming and never restarted on its
-outbox does not deliver what it claimed (nor anything else its outbox still
-held); a crash between a webhook's HTTP answer and the outbox recording it
-re-sends that message with the same ``webhook-id`` (at-least-once delivery,
-as with one daemon).
+1. **hold**: the messages go into the outbox, durable but not queued
+   (``alerts.Outbox.hold``);
+2. **claim**: for each held message not claimed yet, a claim record (key
+   ``<group>/<message id>``, value ``{"kind": "claim", "member": <the
+   outbox's instance id>}``) is appended to the group's one-partition claims
+   topic, and the partition is read back through those records; the *first*
+   claim of a key in the log wins (:func:`finsentry.jobs.first_claims`, the
+   rule of the scheduled jobs);
+3. **release** what this daemon won (queued for delivery) and **discard**
+   what another daemon claimed first (``Outbox.release`` / ``discard``).
+
+A crash anywhere in between leaves the messages held in the outbox; the
+daemon claims them again at its next start (its member id is the outbox's
+instance id, so its earlier claims are still its own), and the offsets of
+that turn are committed only after step 3. What is left: a daemon's held or
+queued messages are sent only when it runs again on its outbox; a daemon
+back after more than the horizon may claim again a message another daemon
+won and sent; a crash between a receiver's answer and the outbox recording
+it re-sends that message with the same ``webhook-id`` (at-least-once
+delivery, as with one daemon).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from alerts import Alert
-from finsentry.jobs import JobLog, first_claim_records, first_claims
+from finsentry.jobs import LogRecord
 
-__all__ = ["AlertClaims", "claims_topic_for"]
+__all__ = ["AlertClaims", "ClaimLog", "claims_topic_for"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,7 @@ _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 
 
 def claims_topic_for(group_id: str) -> str:
-    """The default alert-claims topic of a consumer group: ``<group_id>.alert-claims``.
+    """The default claims topic of a consumer group: ``<group_id>.alert-claims``.
 
     Characters Kafka refuses in topic names (anything but ASCII letters,
     digits, ``.``, ``_`` and ``-``) become ``_``; the name is cut to Kafka's
@@ -55,83 +61,89 @@ def claims_topic_for(group_id: str) -> str:
     return f"{safe[:249 - len('.alert-claims')]}.alert-claims"
 
 
+class ClaimLog(Protocol):
+    """An append-only log with one total order (``finsentry.jobs.KafkaJobLog`` on the claims topic)."""
+
+    def append_many(self, records: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Append in order, durably; returns the last record's offset."""
+        ...
+
+    def read(self, since_ms: int, through_offset: int | None = None,
+             from_offset: int | None = None) -> list[LogRecord]:
+        """Records stamped at or after ``since_ms`` (or from ``from_offset``) through ``through_offset``."""
+        ...
+
+
 class AlertClaims:
-    """Decides which alert messages this daemon stores, by first claim on a shared log.
+    """Decides which alert messages this daemon sends, by first claim on its group's shared log.
+
+    Keeps the first claim of each key read so far (within the horizon) in
+    memory and reads only the records appended since its last read.
 
     Args:
-        log: the group's alert-claims log (a :class:`finsentry.jobs.JobLog`, e.g. ``KafkaJobLog``).
+        log: the group's claims log.
+        group: the consumer group (the key's prefix: groups sharing a topic never interfere).
         member: this daemon's id: its outbox's instance id (stable across restarts on that outbox).
-        horizon_ms: how far back claims are read, ms of wall-clock time; must be shorter than the
-            outbox's retention, so a message claimed within it and stored is still in the outbox.
+        horizon_ms: how far back claims count, ms of wall-clock time (a claim older than that is
+            forgotten and the key may be claimed again).
         clock: wall clock, Unix seconds.
     """
 
-    def __init__(self, log: JobLog, member: str, horizon_ms: int,
+    def __init__(self, log: ClaimLog, group: str, member: str, horizon_ms: int,
                  clock: Callable[[], float] = time.time) -> None:
         self._log = log
+        self.group = group
         self.member = member
         self.horizon_ms = horizon_ms
         self._clock = clock
-        #: messages another daemon had claimed first (not stored here).
+        self._first: dict[str, tuple[str, int]] = {}  # key -> (member of its first claim, its timestamp ms)
+        self._next: int | None = None  # the offset to read from next; None: seek by time
+        #: messages another daemon had claimed first (discarded here).
         self.claimed_elsewhere = 0
 
-    def claim(self, alerts: Sequence[Alert]) -> list[Alert]:
-        """The alerts of ``alerts`` this daemon won, in their order: store these, drop the rest.
+    def key(self, message_id: str) -> str:
+        """The claim key of an alert message: ``<group>/<message id>``."""
+        return f"{self.group}/{message_id}"
 
-        A message already claimed by this member is won again without a new
-        record (a window decided again after a restart, a replayed turn).
+    def claim(self, alerts: Sequence[Alert]) -> tuple[list[Alert], list[Alert]]:
+        """Claim ``alerts``' messages; returns (won, lost), each in input order.
+
+        A message this member claimed before is won again without a new
+        record (a window decided again after a restart, a retried claim).
 
         Raises:
-            whatever the log raises (``kafka.errors.KafkaError``, ``finsentry.jobs.JobLogError``): nothing
-            may be stored then; claims appended before the error stay this member's.
+            whatever the log raises (``kafka.errors.KafkaError``, ``finsentry.jobs.JobLogError``): then
+            nothing is decided; claims appended before the error stay this member's.
         """
         if not alerts:
-            return []
-        since = self._since_ms()
-        winners = first_claims(self._log.read(since))
-        last: int | None = None
-        for alert in alerts:
-            if alert.message_id not in winners:
-                last = self._log.append(alert.message_id, {
-                    "kind": "claim", "member": self.member, "at_ms": int(self._clock() * 1000),
-                    "alert": alert.to_json().decode("utf-8"),
-                })
-        if last is not None:  # read back through our own records: the first claim of each message wins
-            winners = first_claims(self._log.read(since, through_offset=last))
-        won = [a for a in alerts if winners.get(a.message_id) == self.member]
-        lost = len(alerts) - len(won)
+            return [], []
+        self._refresh()
+        now_ms = int(self._clock() * 1000)
+        new = [(k, {"kind": "claim", "member": self.member, "at_ms": now_ms})
+               for k in dict.fromkeys(self.key(a.message_id) for a in alerts) if k not in self._first]
+        if new:
+            self._refresh(through_offset=self._log.append_many(new))  # first claim of each key wins
+        won = [a for a in alerts if self._first.get(self.key(a.message_id), ("",))[0] == self.member]
+        lost = [a for a in alerts if self._first.get(self.key(a.message_id), ("",))[0] != self.member]
         if lost:
-            self.claimed_elsewhere += lost
-            log.info("%d alert message(s) already claimed by another daemon of the group: not stored here", lost,
-                     extra={"alert_ids": [a.alert_id for a in alerts if winners.get(a.message_id) != self.member]})
-        return won
+            self.claimed_elsewhere += len(lost)
+            log.info("%d alert message(s) claimed first by another daemon of the group: discarded here", len(lost),
+                     extra={"alert_ids": [a.alert_id for a in lost]})
+        return won, lost
 
-    def unstored(self, stored: Callable[[str], bool]) -> list[Alert]:
-        """Messages this member won within the horizon that ``stored(message_id)`` says are not stored.
-
-        Called at start, before consuming: what a kill between a claim and the
-        outbox write left behind. A claim whose alert JSON does not decode is
-        logged and skipped.
-
-        Raises:
-            whatever the log raises.
-        """
-        out: list[Alert] = []
-        for key, record in first_claim_records(self._log.read(self._since_ms())).items():
-            if record.value.get("member") != self.member or stored(key):
-                continue
-            try:
-                out.append(Alert.from_json(str(record.value["alert"])))
-            except (KeyError, ValueError) as exc:
-                log.error("alert claim %s at offset %d has no readable alert: %s", key, record.offset, exc)
-        return out
+    def _refresh(self, through_offset: int | None = None) -> None:
+        """Read the records appended since the last read (the first time: the horizon) into the first claims."""
+        since = int(self._clock() * 1000) - self.horizon_ms
+        for record in sorted(self._log.read(since, through_offset, self._next), key=lambda r: r.offset):
+            self._next = record.offset + 1
+            if record.value.get("kind") == "claim" and record.key not in self._first:
+                self._first[record.key] = (str(record.value.get("member")), record.timestamp_ms)
+        if through_offset is not None:
+            self._next = max(self._next or 0, through_offset + 1)
+        self._first = {k: v for k, v in self._first.items() if v[1] >= since}
 
     def close(self) -> None:
         """Close the log's clients, when it has any (idempotent)."""
         close = getattr(self._log, "close", None)
         if close is not None:
             close()
-
-    def _since_ms(self) -> int:
-        return int(self._clock() * 1000) - self.horizon_ms
-

@@ -77,8 +77,8 @@ class KafkaSettings(_Section):
                             "per-member tallies (one partition; see docs/operations.md, Scheduled jobs)")
     alert_claims_topic: str | None = Field(
         default=None, min_length=1, description="one-partition topic where the group's daemons claim alert messages "
-        "before storing them (default <group_id>.alert-claims; always created when missing; see docs/operations.md, "
-        "Scale-out)")
+        "before sending them (default <group_id>.alert-claims; created when missing; see docs/operations.md, "
+        "Scaling out)")
     partitions: int = Field(default=4, ge=1, le=1024, description="partitions of topics finsentry creates")
     create_topics: bool = Field(default=True, description="create missing topics at start")
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"

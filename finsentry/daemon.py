@@ -206,11 +206,10 @@ class Daemon:
         self.claims = AlertClaims(
             KafkaJobLog(k.bootstrap, k.alert_claims_topic or claims_topic_for(k.group_id), create=True,
                         client_id="finsentry-claims", what="alert claims"),
-            member=self.outbox.instance_id, horizon_ms=int(settings.jobs.retention_hours * 3_600_000 / 2))
-        for alert in self.claims.unstored(self.outbox.has_message):  # claimed, then killed before storing it
-            log.warning("storing alert message %s claimed before a crash", alert.message_id,
-                        extra={"alert_id": alert.alert_id})
-            self.outbox.put(alert)
+            group=k.group_id, member=self.outbox.instance_id,
+            horizon_ms=int(settings.jobs.retention_hours * 3_600_000 / 2))  # < the outbox's retention
+        self._held = bool(self.outbox.held())  # left held by a crash: claimed at the first loop turn
+        self._claim_at = 0.0  # monotonic s before which a failed claim is not tried again
         self.delivery.start()
         self.ops = DaemonOps(self)  # /healthz, /readyz, /metrics, hot model reload
         self.ops.start()
@@ -253,10 +252,10 @@ class Daemon:
                 alerts = self._close_windows()
                 if batch.records:  # before the flush and commit below: they overlap this batch's scoring
                     self._submit(batch)
-                if done is not None or alerts or self.pipeline.windows.watermark_ms != self._committed_wm:
+                if (done is not None or alerts or self._held
+                        or self.pipeline.windows.watermark_ms != self._committed_wm):
                     self.producer.flush()  # before the alerts are stored: keeps storing → commit short
-                    self._alert(alerts)
-                    self._commit(done)
+                    self._commit(done, hold=not self._alert(alerts))
                 if batch.records:
                     continue
                 if stopping:
@@ -314,7 +313,7 @@ class Daemon:
             time.sleep(min(timeout_ms, 500) / 1000.0)
             return {}
 
-    def _broker_error(self, where: str, exc: KafkaError) -> None:
+    def _broker_error(self, where: str, exc: Exception) -> None:
         """Count a retriable broker error (``stats.broker_errors``); warn at most every 10 s."""
         self.stats.broker_errors += 1
         now = time.monotonic()
@@ -483,7 +482,7 @@ class Daemon:
                 raise OutputError(f"the broker refused a record for {topic}: {future.exception!r}; "
                                   "offsets not committed")
 
-    def _commit(self, done: _Batch | None) -> None:
+    def _commit(self, done: _Batch | None, hold: bool = False) -> None:
         """Commit the offsets of a finished batch (never those of a batch still in hand), with the watermark.
 
         Only partitions still assigned are committed (a revoked one's new
@@ -497,7 +496,10 @@ class Daemon:
         A commit refused during a rebalance, or failed with a retriable
         broker error (it times out while the broker restarts), is made again
         at the next loop turn with every owned partition (at-least-once: the
-        turn's alerts are already in the outbox).
+        turn's alerts are already in the outbox). ``hold``: alert messages are
+        still held unclaimed (:meth:`_alert`): nothing is committed and the
+        decided-through points stay where they are; ``done``'s offsets are
+        committed with everything else at the first turn that may.
 
         Raises:
             OutputError: see :meth:`_check_sends`.
@@ -507,6 +509,9 @@ class Daemon:
         assigned = self.consumer.assignment()
         offsets = {tp: o.offset for tp, o in (done.offsets() if done is not None else {}).items() if tp in assigned}
         self._committed.update(offsets)
+        if hold:
+            self._committed_wm = _RECOMMIT
+            return
         wm = self.pipeline.windows.watermark_ms
         moved = self._committed_wm is _RECOMMIT
         if wm is not None:
@@ -662,39 +667,56 @@ class Daemon:
                 self._decided[TopicPartition(k.raw_topic, p)] = closed
         self._rebuilt |= new
 
-    def _alert(self, alerts: list[Alert]) -> None:
-        """Store the alerts this daemon wins the claim of durably (before the commit); the delivery workers send them.
+    def _alert(self, alerts: list[Alert]) -> bool:
+        """Hold the alerts in the outbox, claim every held message, release what this daemon won.
 
-        Claims (``finsentry._alert_claims``): an alert message another daemon
-        of the group claimed first (it decided the same window before a
-        kill or a rebalance moved the partition here) is not stored here.
-        A claim that fails with a retriable error (the broker restarting) is
-        tried again every second until it succeeds or the daemon is stopped.
+        See ``finsentry._alert_claims``: a message another daemon of the group
+        claimed first (it decided the same window before a kill or a
+        rebalance moved the partition here) is discarded. When the claim
+        fails with a retriable error (the broker away), the messages stay
+        held (durable), the loop goes on, and the claim is tried again at a
+        later turn (at most once a second); the caller commits nothing
+        meanwhile.
+
+        Returns:
+            True when nothing is left held (the turn may be committed).
 
         Raises:
-            kafka.errors.KafkaError, finsentry.jobs.JobLogError: the claim failed and the daemon is stopping
-                (nothing of this turn is stored or committed: the next start decides it again).
+            alerts.OutboxError: the outbox write failed. kafka.errors.KafkaError: a non-retriable claim error.
         """
-        for alert in self._claim(alerts):
-            log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start,
-                     extra={"alert_id": alert.alert_id, "key": alert.key})
-            self.stats.alerts.append(alert)
-            self.stats.alert_tally.add(alert)
-            if alert.status == "resolved":
-                self.stats.alerts_resolved += 1
-            else:
-                self.stats.alerts_firing += 1
-            self.outbox.put(alert)
+        if alerts:
+            self.outbox.hold(alerts)  # durable: from here a crash loses nothing (held messages are claimed at start)
+            self._held = True
+        if not self._held:
+            return True
+        if time.monotonic() < self._claim_at:
+            return False
+        held = self.outbox.held()
+        try:
+            won, lost = self.claims.claim(held)
+        except (KafkaError, JobLogError) as exc:
+            if isinstance(exc, KafkaError) and not exc.retriable:
+                raise
+            self._broker_error("alert claims", exc)
+            self._claim_at = time.monotonic() + 1.0
+            return False
+        self.outbox.release([a.message_id for a in won])
+        self.outbox.discard([a.message_id for a in lost])
+        self._held = False
+        for alert in won:
+            self._record(alert)
+        return True
 
-    def _claim(self, alerts: list[Alert]) -> list[Alert]:
-        while True:
-            try:
-                return self.claims.claim(alerts)
-            except (KafkaError, JobLogError) as exc:
-                if (isinstance(exc, KafkaError) and not exc.retriable) or self._stop.is_set():
-                    raise
-                self._broker_error("alert claims", exc)
-                time.sleep(1.0)
+    def _record(self, alert: Alert) -> None:
+        """Log and count an alert this daemon sends."""
+        log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start,
+                 extra={"alert_id": alert.alert_id, "key": alert.key})
+        self.stats.alerts.append(alert)
+        self.stats.alert_tally.add(alert)
+        if alert.status == "resolved":
+            self.stats.alerts_resolved += 1
+        else:
+            self.stats.alerts_firing += 1
 
     def close(self) -> None:
         """Flush, commit what was processed, close the clients (idempotent)."""

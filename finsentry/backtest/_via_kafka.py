@@ -91,7 +91,9 @@ def run_via_kafka(items: Sequence[NewsItem], settings: Settings, scorer: Caching
         k = settings.kafka.model_copy(update={
             "bootstrap": address, "group_id": f"finsentry-backtest-{run_id}",
             "raw_topic": f"finsentry-backtest-{run_id}.raw", "scored_topic": f"finsentry-backtest-{run_id}.scored",
-            "dlq_topic": f"finsentry-backtest-{run_id}.dlq", "create_topics": True, "auto_offset_reset": "earliest",
+            "dlq_topic": f"finsentry-backtest-{run_id}.dlq",
+            "alert_claims_topic": f"finsentry-backtest-{run_id}.claims",
+            "create_topics": True, "auto_offset_reset": "earliest",
         })
         w = settings.webhooks.model_copy(update={"urls": [], "endpoints": [], "outbox_path": Path(tmp) / "outbox.sqlite"})
         run_settings = settings.model_copy(update={"kafka": k, "webhooks": w})
@@ -107,7 +109,7 @@ def run_via_kafka(items: Sequence[NewsItem], settings: Settings, scorer: Caching
             stats = daemon.run(idle_exit_s=idle_exit_s)
         finally:
             if not started:
-                _delete_topics(address, [k.raw_topic, k.scored_topic, k.dlq_topic])
+                _delete_topics(address, [k.raw_topic, k.scored_topic, k.dlq_topic, str(k.alert_claims_topic)])
     return sorted(stats.alerts, key=alert_sort_key)
 
 

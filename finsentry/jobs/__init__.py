@@ -2,7 +2,7 @@
 
 Public surface: :class:`DaemonJobs` (the scheduler a daemon starts),
 :class:`JobSources`, the one-owner-per-group rule (:class:`Ownership`,
-:class:`ClaimGate`, :func:`claim_winner`, :func:`first_claims`, :func:`first_claim_records`, :data:`OWNER_PARTITION`) over a
+:class:`ClaimGate`, :func:`claim_winner`, :data:`OWNER_PARTITION`) over a
 :class:`JobLog` (:class:`KafkaJobLog`: the jobs topic), per-member
 :class:`Tally` records and :func:`sum_tallies`, and the period helpers
 (:func:`fire_times`, :func:`latest_period`, :func:`period_name`,
@@ -18,8 +18,6 @@ from finsentry.jobs._ownership import (
     LogRecord,
     Ownership,
     claim_winner,
-    first_claim_records,
-    first_claims,
 )
 from finsentry.jobs._periods import digest_id, fire_times, latest_period, period_name
 from finsentry.jobs._scheduler import RESULTS, DaemonJobs, JobSources, digest_document
@@ -41,8 +39,6 @@ __all__ = [
     "Ownership",
     "Tally",
     "claim_winner",
-    "first_claim_records",
-    "first_claims",
     "digest_document",
     "digest_id",
     "fire_times",

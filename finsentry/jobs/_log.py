@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -55,14 +55,15 @@ class KafkaJobLog:
 
     def _ready(self) -> tuple[KafkaProducer, KafkaConsumer]:
         if self._producer is None or self._consumer is None:
-            if self._create:
-                create_topics(self._bootstrap, {self.topic: 1}, timeout_s=self._timeout_s)
             consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
                                      client_id=self._client_id, request_timeout_ms=int(self._timeout_s * 1000) + 1000)
+            if not consumer.partitions_for_topic(self.topic) and self._create:  # created only when missing
+                create_topics(self._bootstrap, {self.topic: 1}, timeout_s=self._timeout_s)
+                consumer.topics()  # fresh metadata
             if not consumer.partitions_for_topic(self.topic):
                 consumer.close()
-                raise JobLogError(f"{self._what} topic {self.topic!r} does not exist (create it with one partition, or set "
-                                  "kafka.create_topics = true)")
+                raise JobLogError(f"{self._what} topic {self.topic!r} does not exist (create it with one "
+                                  "partition, or set kafka.create_topics = true)")
             consumer.assign([self._tp])
             self._consumer = consumer
             self._producer = make_producer(self._bootstrap, client_id=self._client_id,
@@ -81,9 +82,25 @@ class KafkaJobLog:
                                    partition=0)
             return int(future.get(timeout=self._timeout_s).offset)
 
-    def read(self, since_ms: int, through_offset: int | None = None) -> list[LogRecord]:
-        """Records from the first one stamped at or after ``since_ms`` (ms, UTC) through ``through_offset``
-        (inclusive; default: the end of the partition now). Values that are not JSON objects are skipped.
+    def append_many(self, records: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Append records to partition 0, in order, and wait for all acknowledgements; returns the last offset.
+
+        Raises:
+            ValueError: no records. JobLogError: the topic is missing. kafka.errors.KafkaError: the broker
+            refused or timed out.
+        """
+        if not records:
+            raise ValueError("append_many needs at least one record")
+        with self._lock:
+            producer, _ = self._ready()
+            futures = [producer.send(self.topic, key=key.encode(), partition=0,
+                                     value=json.dumps(value, sort_keys=True).encode()) for key, value in records]
+            return max(int(f.get(timeout=self._timeout_s).offset) for f in futures)
+
+    def read(self, since_ms: int, through_offset: int | None = None, from_offset: int | None = None) -> list[LogRecord]:
+        """Records from the first one stamped at or after ``since_ms`` (ms, UTC), or from offset ``from_offset``
+        when given, through ``through_offset`` (inclusive; default: the end of the partition now). Values that
+        are not JSON objects are skipped.
 
         Raises:
             JobLogError: the topic is missing, or the records were not read within the time limit.
@@ -92,8 +109,11 @@ class KafkaJobLog:
             _, consumer = self._ready()
             end = consumer.end_offsets([self._tp])[self._tp]
             stop = end if through_offset is None else min(end, through_offset + 1)
-            found = consumer.offsets_for_times({self._tp: max(0, since_ms)})[self._tp]
-            start = found.offset if found is not None else end
+            if from_offset is not None:
+                start = min(from_offset, end)
+            else:
+                found = consumer.offsets_for_times({self._tp: max(0, since_ms)})[self._tp]
+                start = found.offset if found is not None else end
             consumer.seek(self._tp, start)
             out: list[LogRecord] = []
             deadline = time.monotonic() + self._timeout_s

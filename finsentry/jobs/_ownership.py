@@ -25,8 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["ClaimGate", "ClaimResult", "JobLog", "LogRecord", "OWNER_PARTITION", "Ownership", "claim_winner",
-           "first_claim_records", "first_claims"]
+__all__ = ["ClaimGate", "ClaimResult", "JobLog", "LogRecord", "OWNER_PARTITION", "Ownership", "claim_winner"]
 
 #: The raw-topic partition whose holder owns the group's jobs.
 OWNER_PARTITION = 0
@@ -56,21 +55,10 @@ class JobLog(Protocol):
 
 def claim_winner(records: Iterable[LogRecord], key: str) -> str | None:
     """The member of the first ``claim`` record with ``key`` in log order, or None when there is none."""
-    return first_claims(records).get(key)
-
-
-def first_claims(records: Iterable[LogRecord]) -> dict[str, str]:
-    """Key → member of its first ``claim`` record in log order (``{"kind": "claim", "member": ...}`` values)."""
-    return {key: str(record.value["member"]) for key, record in first_claim_records(records).items()}
-
-
-def first_claim_records(records: Iterable[LogRecord]) -> dict[str, LogRecord]:
-    """Key → its first ``claim`` record in log order (later claims of a key lose; other kinds are ignored)."""
-    first: dict[str, LogRecord] = {}
     for record in sorted(records, key=lambda r: r.offset):
-        if record.value.get("kind") == "claim" and record.key not in first:
-            first[record.key] = record
-    return first
+        if record.key == key and record.value.get("kind") == "claim":
+            return str(record.value["member"])
+    return None
 
 
 class Ownership:

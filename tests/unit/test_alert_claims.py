@@ -1,17 +1,17 @@
-"""Alert claims (finsentry._alert_claims): the first claim of an alert message in the group's log wins.
+"""Alert claims (finsentry._alert_claims) and the outbox's held messages they work with.
 
 An in-memory log with one total order stands in for the one-partition Kafka
-topic (tests/integration/test_alert_claims.py runs the daemons on the real one).
+topic (tests/integration/test_alert_claims.py runs daemons on the real one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from alerts import Alert, Outbox
+from alerts import Alert, Endpoint, Outbox
 from finsentry._alert_claims import AlertClaims, claims_topic_for
 from finsentry.jobs import LogRecord
 
@@ -20,44 +20,51 @@ HOUR_MS = 3_600_000
 
 
 class _Log:
-    """Append-only, one order; ``after_read`` runs after each read has been taken (to interleave another member)."""
+    """Append-only, one order, read by time or from an offset as ``KafkaJobLog`` does; ``after_read`` runs
+    after each read has been taken (to interleave another member); ``reads`` counts records returned."""
 
     def __init__(self) -> None:
         self.records: list[LogRecord] = []
         self.now_ms = int(NOW_S * 1000)
         self.after_read: Callable[[], None] = lambda: None
+        self.reads = 0
 
-    def append(self, key: str, value: Mapping[str, Any]) -> int:
-        self.records.append(LogRecord(len(self.records), key, dict(value), self.now_ms))
+    def append_many(self, records: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        for key, value in records:
+            self.records.append(LogRecord(len(self.records), key, dict(value), self.now_ms))
         return len(self.records) - 1
 
-    def read(self, since_ms: int, through_offset: int | None = None) -> list[LogRecord]:
-        last = len(self.records) - 1 if through_offset is None else through_offset
-        out = [r for r in self.records if r.timestamp_ms >= since_ms and r.offset <= last]
+    def read(self, since_ms: int, through_offset: int | None = None,
+             from_offset: int | None = None) -> list[LogRecord]:
+        stop = len(self.records) if through_offset is None else min(len(self.records), through_offset + 1)
+        if from_offset is None:
+            from_offset = next((r.offset for r in self.records if r.timestamp_ms >= since_ms), len(self.records))
+        out = self.records[from_offset:stop]
+        self.reads += len(out)
         self.after_read()
         return out
 
 
-def _alert(key: str, status: str = "firing") -> Alert:
+def _alert(key: str) -> Alert:
     start = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
-    alert = Alert(alert_id=f"id-{key}", rule="threshold", key_type="ticker", key=key, window_start=start,
-                  window_end=start.replace(hour=13), n=5, n_negative=4, neg_share=0.8, mean_score=-0.6)
-    return alert if status == "firing" else alert.resolved()
+    return Alert(alert_id=f"id-{key}", rule="threshold", key_type="ticker", key=key, window_start=start,
+                 window_end=start.replace(hour=13), n=5, n_negative=4, neg_share=0.8, mean_score=-0.6)
 
 
-def _claims(log: _Log, member: str, horizon_ms: int = HOUR_MS) -> AlertClaims:
-    return AlertClaims(log, member, horizon_ms, clock=lambda: log.now_ms / 1000)
+def _claims(log: _Log, member: str, group: str = "g", horizon_ms: int = HOUR_MS) -> AlertClaims:
+    return AlertClaims(log, group, member, horizon_ms, clock=lambda: log.now_ms / 1000)
 
 
-def test_the_first_daemon_to_claim_a_message_stores_it_and_the_other_does_not() -> None:
+def test_the_first_daemon_to_claim_a_message_sends_it_and_the_other_does_not() -> None:
     log = _Log()
     a, b = _claims(log, "A"), _claims(log, "B")
     x, y = _alert("ACME"), _alert("BETA")
-    assert a.claim([x]) == [x]
-    assert b.claim([x, y]) == [y]  # x was A's; y is new
+    assert a.claim([x]) == ([x], [])
+    assert b.claim([x, y]) == ([y], [x])  # x was A's; y is new
     assert b.claimed_elsewhere == 1 and a.claimed_elsewhere == 0
-    assert a.claim([x]) == [x] and len(log.records) == 2  # A's own claim again: won, nothing appended
-    assert a.claim([x.resolved()]) == [x.resolved()]  # the resolved message is another message
+    assert a.claim([x]) == ([x], []) and len(log.records) == 2  # A's own claim again: won, nothing appended
+    assert a.claim([x.resolved()]) == ([x.resolved()], [])  # the resolved message is another message
+    assert [r.key for r in log.records] == ["g/id-ACME", "g/id-BETA", "g/id-ACME-resolved"]
 
 
 def test_two_daemons_claiming_at_once_agree_on_one_winner() -> None:
@@ -67,36 +74,55 @@ def test_two_daemons_claiming_at_once_agree_on_one_winner() -> None:
 
     def b_claims_after_a_read() -> None:  # A reads (sees nothing), then B claims, then A appends and reads back
         log.after_read = lambda: None
-        assert b.claim([x]) == [x]
+        assert b.claim([x]) == ([x], [])
 
     log.after_read = b_claims_after_a_read
-    assert a.claim([x]) == []  # A appended too, but B's claim is first in the log
-    assert a.claimed_elsewhere == 1
+    assert a.claim([x]) == ([], [x])  # A appended too, but B's claim is first in the log
     assert [r.value["member"] for r in log.records] == ["B", "A"]
 
 
-def test_claims_older_than_the_horizon_are_not_read() -> None:
+def test_groups_sharing_a_topic_never_take_each_others_messages() -> None:
+    log = _Log()
+    x = _alert("ACME")
+    assert _claims(log, "A", group="prod").claim([x]) == ([x], [])
+    assert _claims(log, "B", group="backtest-1").claim([x]) == ([x], [])
+
+
+def test_each_read_after_the_first_takes_only_the_new_records() -> None:
+    log = _Log()
+    a, b = _claims(log, "A"), _claims(log, "B")
+    for i in range(50):
+        b.claim([_alert(f"T{i}")])
+    a.claim([_alert("ACME")])  # first read: the 50 claims in the horizon, then its own record
+    before = log.reads
+    a.claim([_alert("BETA")])
+    assert log.reads - before == 1  # only its own new record, read back
+
+
+def test_claims_older_than_the_horizon_no_longer_count() -> None:
     log = _Log()
     a, b = _claims(log, "A"), _claims(log, "B")
     x = _alert("ACME")
     a.claim([x])
     log.now_ms += HOUR_MS + 1
-    assert b.claim([x]) == [x]
+    assert b.claim([x]) == ([x], [])
 
 
-def test_unstored_lists_what_this_daemon_won_and_its_outbox_lacks(tmp_path: Path) -> None:
-    log = _Log()
-    outbox = Outbox(tmp_path / "outbox.sqlite")
-    a, b = _claims(log, outbox.instance_id), _claims(log, "B")
+def test_held_messages_wait_for_release_or_discard(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite", [Endpoint("http://127.0.0.1:9/x", name="r")])
     x, y, z = _alert("ACME"), _alert("BETA"), _alert("GAMMA")
-    b.claim([z])
-    assert a.claim([x, y, z]) == [x, y]
-    outbox.put(x)  # killed before y was stored
-    assert a.unstored(outbox.has_message) == [y]
-    assert b.unstored(lambda _: False) == [z]
-    log.records.append(LogRecord(len(log.records), "broken", {"kind": "claim", "member": outbox.instance_id},
-                                 log.now_ms))  # a claim without its alert: logged, skipped
-    assert a.unstored(outbox.has_message) == [y]
+    assert outbox.hold([x, y, z]) == 3
+    assert outbox.counts() == {} and outbox.held() == [x, y, z]  # stored, nothing queued
+    assert outbox.hold([x]) == 0  # already there
+    assert outbox.release([x.message_id, "unknown"]) == 1 and outbox.discard([y.message_id]) == 1
+    assert outbox.held() == [z] and outbox.counts() == {"pending": 1}
+    assert outbox.release([x.message_id]) == 0  # released once only
+    assert outbox.hold([y]) == 1  # a discarded message is gone: it may be held again
+    outbox.close()
+    again = Outbox(tmp_path / "outbox.sqlite", [Endpoint("http://127.0.0.1:9/x", name="r")])
+    assert again.held() == [z, y]  # held messages survive a restart
+    assert again.put(x) is False and again.put(z) is False  # put does not store a held or released message twice
+    assert again.counts() == {"pending": 1} and again.held() == [z, y]  # nor queue a held one
 
 
 def test_an_outbox_keeps_its_instance_id_across_opens(tmp_path: Path) -> None:
