@@ -107,8 +107,11 @@ class DaemonStats:
     revoked: int = 0
     #: consumers replaced because their group join stayed pending (see Daemon._watch_group).
     consumer_replacements: int = 0
-    #: retriable broker errors ridden out by a poll, a commit or a metadata fetch (e.g. while the broker restarts).
+    #: retriable broker errors ridden out by a poll, a commit, a metadata fetch or an alert claim (e.g. while the
+    #: broker restarts).
     broker_errors: int = 0
+    #: alert messages another daemon of the group claimed first (discarded here: finsentry._alert_claims).
+    alerts_claimed_elsewhere: int = 0
 
 
 @dataclass
@@ -702,6 +705,7 @@ class Daemon:
             return False
         self.outbox.release([a.message_id for a in won])
         self.outbox.discard([a.message_id for a in lost])
+        self.stats.alerts_claimed_elsewhere += len(lost)
         self._held = False
         for alert in won:
             self._record(alert)

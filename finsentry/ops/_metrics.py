@@ -14,7 +14,9 @@ finsentry_items_dead_lettered_total         counter   records written to the dea
 finsentry_items_late_total                  counter   scored items whose window had closed
 finsentry_batches_total                     counter   micro-batches processed
 finsentry_windows_closed_total              counter   windows closed by the watermark
-finsentry_alerts_raised_total               counter   alerts put in the outbox by this process
+finsentry_alerts_raised_total               counter   alerts this process sent to its outbox (firing + resolved)
+finsentry_alerts_claimed_elsewhere_total    counter   alert messages another daemon of the group claimed first
+finsentry_broker_errors_total               counter   retriable broker errors ridden out (poll, commit, claims)
 finsentry_batch_size                        histogram records per micro-batch
 finsentry_batch_scoring_seconds             histogram ``Pipeline.process`` time of one batch
                                                       (decode + model + windows), seconds
@@ -56,6 +58,10 @@ _STAT_COUNTERS = (
     ("finsentry_items_late", "Scored items whose window had already closed.", "late"),
     ("finsentry_batches", "Micro-batches processed.", "batches"),
     ("finsentry_windows_closed", "Windows closed by the watermark.", "windows_closed"),
+    ("finsentry_alerts_claimed_elsewhere", "Alert messages another daemon of the group claimed first (not sent "
+     "here).", "alerts_claimed_elsewhere"),
+    ("finsentry_broker_errors", "Retriable broker errors ridden out by a poll, a commit or an alert claim.",
+     "broker_errors"),
 )
 
 
@@ -70,8 +76,8 @@ class _DaemonCollector(Collector):
         stats = self._source.stats()
         for name, doc, attr in _STAT_COUNTERS:
             yield CounterMetricFamily(name, doc, value=float(getattr(stats, attr, 0)))
-        yield CounterMetricFamily("finsentry_alerts_raised", "Alerts put in the outbox by this process.",
-                                  value=float(len(getattr(stats, "alerts", ()))))
+        sent = getattr(stats, "alerts_firing", 0) + getattr(stats, "alerts_resolved", 0)  # exact: stats.alerts is bounded
+        yield CounterMetricFamily("finsentry_alerts_raised", "Alerts this process sent to its outbox.", value=float(sent))
         lag = GaugeMetricFamily("finsentry_consumer_lag", "Log end offset minus consumer position, records.",
                                 labels=["topic", "partition"])
         for (topic, partition), value in sorted(self._lag().items()):

@@ -9,17 +9,21 @@ import logging
 import shutil
 import urllib.error
 import urllib.request
+from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from finsentry.cli import main
 from finsentry.config import REPO_ROOT, load_settings
+from finsentry.daemon import DaemonStats
 from finsentry.logs import setup_logging
 from finsentry.ops import (
+    DaemonMetrics,
+    MetricSource,
     ModelReloader,
     OpsServer,
     SelfCheckError,
@@ -232,3 +236,13 @@ def test_systemd_unit_runs_the_daemon_with_a_bounded_graceful_stop() -> None:
     example = load_settings(REPO_ROOT / "deploy" / "finsentry.example.toml")
     assert float(service["TimeoutStopSec"]) > example.webhooks.drain_timeout_s + 10
     assert example.ops.port == 9464
+
+
+def test_the_daemon_counters_come_from_its_stats_and_stay_exact_past_the_bounded_alert_history() -> None:
+    stats = DaemonStats(alerts=deque(maxlen=10), alerts_firing=12_000, alerts_resolved=5, broker_errors=7,
+                        alerts_claimed_elsewhere=2)
+    metrics = DaemonMetrics(MetricSource(lambda: stats, lambda: 0, dict, lambda: ("v", "cpu", "/m")))
+    body = generate_latest(metrics.registry).decode()
+    assert "finsentry_alerts_raised_total 12005.0" in body  # not len(stats.alerts), which stops at 10
+    assert "finsentry_broker_errors_total 7.0" in body
+    assert "finsentry_alerts_claimed_elsewhere_total 2.0" in body
