@@ -134,6 +134,9 @@ class AlertClaims:
     def _refresh(self, through_offset: int | None = None) -> None:
         """Read the records appended since the last read (the first time: the horizon) into the first claims."""
         since = int(self._clock() * 1000) - self.horizon_ms
+        if through_offset is not None and self._next is not None and through_offset < self._next:
+            log.warning("the claims log's offsets went back (topic re-created?): reading it again by time")
+            self._first, self._next = {}, None
         for record in sorted(self._log.read(since, through_offset, self._next), key=lambda r: r.offset):
             self._next = record.offset + 1
             if record.value.get("kind") == "claim" and record.key not in self._first:

@@ -99,6 +99,16 @@ def test_each_read_after_the_first_takes_only_the_new_records() -> None:
     assert log.reads - before == 1  # only its own new record, read back
 
 
+def test_a_re_created_claims_topic_is_read_again_from_its_start() -> None:
+    log = _Log()
+    a = _claims(log, "A")
+    for i in range(5):
+        a.claim([_alert(f"T{i}")])
+    log.records.clear()  # the topic deleted and created again: offsets start from 0
+    x = _alert("ACME")
+    assert a.claim([x]) == ([x], [])  # its new claim (offset 0) is read, not skipped
+
+
 def test_claims_older_than_the_horizon_no_longer_count() -> None:
     log = _Log()
     a, b = _claims(log, "A"), _claims(log, "B")
