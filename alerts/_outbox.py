@@ -33,6 +33,7 @@ lock); ``finsentry alerts`` may read and edit it meanwhile.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -47,6 +48,8 @@ from ._endpoint import Endpoint
 from ._formats import group_key
 
 __all__ = ["Outbox", "OutboxEntry", "OutboxError", "PendingDelivery"]
+
+log = logging.getLogger(__name__)
 
 _SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -334,8 +337,14 @@ class Outbox:
     def held(self) -> list[Alert]:
         """The held alert messages, oldest first (see :meth:`hold`)."""
         rows = self._conn().execute(
-            "SELECT m.alert_json FROM held h JOIN messages m USING (msg_id) ORDER BY h.held_at, h.msg_id").fetchall()
-        return [Alert.from_json(row[0]) for row in rows]
+            "SELECT h.msg_id, m.alert_json FROM held h JOIN messages m USING (msg_id) ORDER BY h.held_at, h.msg_id")
+        out: list[Alert] = []
+        for msg_id, body in rows.fetchall():
+            try:
+                out.append(Alert.from_json(body))
+            except ValueError as exc:  # written by an older version? kept held, reported, never crashing a start
+                log.error("outbox %s: held message %s does not decode: %s", self._path, msg_id, exc)
+        return out
 
     def release(self, msg_ids: Sequence[str], now: float | None = None) -> int:
         """Queue held messages for every endpoint and stop holding them (one durable transaction); wake the workers.
@@ -369,6 +378,8 @@ class Outbox:
     def _unhold(self, msg_ids: Sequence[str], what: str, then: Callable[[sqlite3.Connection, str], object]) -> int:
         """In one durable transaction, stop holding each held id and call ``then(conn, msg_id)``; returns how many."""
         done = 0
+        if not msg_ids:
+            return 0
         try:
             with self._tx(durable=True) as c:
                 for msg_id in msg_ids:

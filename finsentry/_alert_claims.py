@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from alerts import Alert
-from finsentry.jobs import LogRecord
+from finsentry.jobs import JobLogError, LogRecord
 
 __all__ = ["AlertClaims", "ClaimLog", "claims_topic_for"]
 
@@ -112,8 +112,9 @@ class AlertClaims:
         record (a window decided again after a restart, a retried claim).
 
         Raises:
-            whatever the log raises (``kafka.errors.KafkaError``, ``finsentry.jobs.JobLogError``): then
-            nothing is decided; claims appended before the error stay this member's.
+            whatever the log raises (``kafka.errors.KafkaError``, ``finsentry.jobs.JobLogError``), and
+            ``JobLogError`` when this member's new claims cannot be read back: then nothing is decided
+            (the messages stay held); claims appended before the error stay this member's.
         """
         if not alerts:
             return [], []
@@ -122,7 +123,15 @@ class AlertClaims:
         new = [(k, {"kind": "claim", "member": self.member, "at_ms": now_ms})
                for k in dict.fromkeys(self.key(a.message_id) for a in alerts) if k not in self._first]
         if new:
-            self._refresh(through_offset=self._log.append_many(new))  # first claim of each key wins
+            last = self._log.append_many(new)
+            self._refresh(through_offset=last)  # first claim of each key wins
+            if any(k not in self._first for k, _ in new):  # our own records not read back: never decide blind
+                log.warning("the claims log did not give back this daemon's claims: reading it again by time")
+                self._first, self._next = {}, None
+                self._refresh(through_offset=last)
+                missing = [k for k, _ in new if k not in self._first]
+                if missing:
+                    raise JobLogError(f"claims {missing[:3]} were appended but not read back from the claims log")
         won = [a for a in alerts if self._first.get(self.key(a.message_id), ("",))[0] == self.member]
         lost = [a for a in alerts if self._first.get(self.key(a.message_id), ("",))[0] != self.member]
         if lost:
@@ -144,6 +153,17 @@ class AlertClaims:
         if through_offset is not None:
             self._next = max(self._next or 0, through_offset + 1)
         self._first = {k: v for k, v in self._first.items() if v[1] >= since}
+
+    def start(self) -> None:
+        """Connect the log now, when it can (a bad topic or an unreachable broker fails at start, not at
+        the first alert).
+
+        Raises:
+            whatever the log's ``start`` raises.
+        """
+        start = getattr(self._log, "start", None)
+        if start is not None:
+            start()
 
     def close(self) -> None:
         """Close the log's clients, when it has any (idempotent)."""

@@ -211,6 +211,7 @@ class Daemon:
                         client_id="finsentry-claims", what="alert claims"),
             group=k.group_id, member=self.outbox.instance_id,
             horizon_ms=int(settings.jobs.retention_hours * 3_600_000 / 2))  # < the outbox's retention
+        self.claims.start()  # a bad claims topic or an unreachable broker fails here, not at the first alert
         self._held = bool(self.outbox.held())  # left held by a crash: claimed at the first loop turn
         self._claim_at = 0.0  # monotonic s before which a failed claim is not tried again
         self.delivery.start()
@@ -263,13 +264,16 @@ class Daemon:
                     continue
                 if stopping:
                     break
-                elif idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s and self._caught_up():
+                elif (idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s and not self._held
+                      and self._caught_up()):
                     log.info("idle for %.1f s and caught up: exiting", idle_exit_s)
                     break
                 else:
                     self._refresh_if_unassigned()
                     self._watch_group()
         finally:
+            if self._held:
+                log.warning("alert messages still held at exit (claims unreachable): claimed at the next start")
             self.close()
         return self.stats
 
@@ -692,7 +696,7 @@ class Daemon:
             self._held = True
         if not self._held:
             return True
-        if time.monotonic() < self._claim_at:
+        if time.monotonic() < self._claim_at and not self._stop.is_set():  # stopping: one last try
             return False
         held = self.outbox.held()
         try:

@@ -53,22 +53,37 @@ class KafkaJobLog:
         self._producer: KafkaProducer | None = None
         self._consumer: KafkaConsumer | None = None
 
+    def start(self) -> None:
+        """Connect now (else at the first append or read): the topic is checked (created when missing and
+        ``create``) and the clients made, each attempt bounded by ``timeout_s``.
+
+        Raises:
+            JobLogError: the topic is missing. kafka.errors.KafkaError: the broker did not answer in time.
+        """
+        with self._lock:
+            self._ready()
+
     def _ready(self) -> tuple[KafkaProducer, KafkaConsumer]:
-        if self._producer is None or self._consumer is None:
-            consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
-                                     client_id=self._client_id, request_timeout_ms=int(self._timeout_s * 1000) + 1000)
+        if self._producer is not None and self._consumer is not None:
+            return self._producer, self._consumer
+        ms = int(self._timeout_s * 1000)
+        consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                                 client_id=self._client_id, request_timeout_ms=ms + 1000, bootstrap_timeout_ms=ms,
+                                 auto_offset_reset="earliest")  # an offset gone with retention: the oldest kept
+        try:
             if not consumer.partitions_for_topic(self.topic) and self._create:  # created only when missing
                 create_topics(self._bootstrap, {self.topic: 1}, timeout_s=self._timeout_s)
                 consumer.topics()  # fresh metadata
             if not consumer.partitions_for_topic(self.topic):
-                consumer.close()
                 raise JobLogError(f"{self._what} topic {self.topic!r} does not exist (create it with one "
                                   "partition, or set kafka.create_topics = true)")
             consumer.assign([self._tp])
-            self._consumer = consumer
-            self._producer = make_producer(self._bootstrap, client_id=self._client_id,
-                                           max_block_ms=int(self._timeout_s * 1000))
-        return self._producer, self._consumer
+            producer = make_producer(self._bootstrap, client_id=self._client_id, max_block_ms=ms)
+        except BaseException:
+            consumer.close()  # no half-made clients left behind (their IO threads)
+            raise
+        self._consumer, self._producer = consumer, producer
+        return producer, consumer
 
     def append(self, key: str, value: Mapping[str, Any]) -> int:
         """Append one record to partition 0 and wait for the broker's acknowledgement; returns its offset.
@@ -109,8 +124,8 @@ class KafkaJobLog:
             _, consumer = self._ready()
             end = consumer.end_offsets([self._tp])[self._tp]
             stop = end if through_offset is None else min(end, through_offset + 1)
-            if from_offset is not None:
-                start = min(from_offset, end)
+            if from_offset is not None:  # not below the oldest record kept (retention) nor past the end
+                start = min(max(from_offset, consumer.beginning_offsets([self._tp])[self._tp]), end)
             else:
                 found = consumer.offsets_for_times({self._tp: max(0, since_ms)})[self._tp]
                 start = found.offset if found is not None else end

@@ -11,9 +11,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from alerts import Alert, Endpoint, Outbox
 from finsentry._alert_claims import AlertClaims, claims_topic_for
-from finsentry.jobs import LogRecord
+from finsentry.jobs import JobLogError, LogRecord
 
 NOW_S = 1_800_000_000.0
 HOUR_MS = 3_600_000
@@ -107,6 +109,17 @@ def test_a_re_created_claims_topic_is_read_again_from_its_start() -> None:
     log.records.clear()  # the topic deleted and created again: offsets start from 0
     x = _alert("ACME")
     assert a.claim([x]) == ([x], [])  # its new claim (offset 0) is read, not skipped
+
+
+def test_own_claims_that_do_not_come_back_decide_nothing() -> None:
+    class Blind(_Log):  # e.g. a read that skipped past this member's records
+        def read(self, since_ms: int, through_offset: int | None = None,
+                 from_offset: int | None = None) -> list[LogRecord]:
+            return []
+
+    a = _claims(Blind(), "A")
+    with pytest.raises(JobLogError, match="not read back"):
+        a.claim([_alert("ACME")])  # raised, not "lost": the daemon keeps the message held
 
 
 def test_claims_older_than_the_horizon_no_longer_count() -> None:
