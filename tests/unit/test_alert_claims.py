@@ -1,7 +1,7 @@
 """Alert claims (finsentry._alert_claims) and the outbox's held messages they work with.
 
 An in-memory log with one total order stands in for the one-partition Kafka
-topic (tests/integration/test_alert_claims.py runs daemons on the real one).
+topic (tests/integration/test_daemon_claims.py runs daemons on the real one).
 """
 
 from __future__ import annotations
