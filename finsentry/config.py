@@ -85,6 +85,32 @@ class KafkaSettings(_Section):
     max_poll_interval_ms: int = Field(default=300_000, ge=1_000, description="kafka max.poll.interval.ms; the daemon keeps polling (partitions paused) while a batch is scored, so a slow model does not need a large value")
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
 
+    @field_validator("raw_topic", "scored_topic", "dlq_topic", "late_topic", "jobs_topic", "alert_claims_topic")
+    @classmethod
+    def _topic_name(cls, value: str | None) -> str | None:
+        """Kafka's topic-name rule (``kafka.common.internals.Topic``): 1-249 of ASCII letters, digits, ``.``,
+        ``_``, ``-``; not ``.`` or ``..``; not an internal ``__`` topic."""
+        if value is None:
+            return value
+        if len(value) > 249 or value in (".", "..") or value.startswith("__") or not all(
+                c.isascii() and (c.isalnum() or c in "._-") for c in value):
+            raise ValueError(f"{value!r} is not a Kafka topic name finsentry may use (1-249 of A-Z a-z 0-9 . _ -, "
+                             "not '.', '..' or an internal '__' topic)")
+        return value
+
+    @model_validator(mode="after")
+    def _topics_distinct(self) -> "KafkaSettings":
+        named = {"raw_topic": self.raw_topic, "scored_topic": self.scored_topic, "dlq_topic": self.dlq_topic,
+                 "late_topic": self.late_topic, "jobs_topic": self.jobs_topic}
+        if self.alert_claims_topic is not None:
+            named["alert_claims_topic"] = self.alert_claims_topic
+        seen: dict[str, str] = {}
+        for key, topic in named.items():
+            if topic in seen:
+                raise ValueError(f"{key} and {seen[topic]} are both {topic!r}: each needs a topic of its own")
+            seen[topic] = key
+        return self
+
 
 class ModelSettings(_Section):
     """Which model folder to load and where to run it."""

@@ -89,10 +89,10 @@ def test_a_failed_outbox_write_leaves_the_offsets_uncommitted(
         settings = daemon_settings(kafka_bootstrap, raw, scored, dlq, group, sink.url, tmp_path / "outbox.sqlite")
         daemon = Daemon(settings, _pipeline())
 
-        def disk_full(alert: Alert, now: float | None = None) -> bool:
+        def disk_full(alerts: object, now: float | None = None) -> int:
             raise OutboxError("disk full (injected)")
 
-        monkeypatch.setattr(daemon.outbox, "put", disk_full)
+        monkeypatch.setattr(daemon.outbox, "hold", disk_full)  # the daemon's first outbox write of an alert
         with pytest.raises(OutboxError):
             daemon.run(idle_exit_s=1.0)
         assert _committed(kafka_bootstrap, group, raw) in (None, 0)

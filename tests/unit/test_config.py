@@ -80,3 +80,16 @@ def test_window_sizes_are_checked(windows: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(windows=windows)
     assert load_settings(windows={"size_minutes": 1440, "hop_minutes": 1440}).windows.hop_minutes == 1440
+
+
+@pytest.mark.parametrize("value", ["bad topic!", "x/y", ".", "t" * 250, "__consumer_offsets", "nés"])
+def test_a_topic_name_kafka_refuses_fails_at_load_naming_the_key(value: str) -> None:
+    with pytest.raises(ConfigError, match="alert_claims_topic"):
+        load_settings(kafka={"alert_claims_topic": value})
+
+
+def test_the_claims_topic_cannot_be_a_data_topic() -> None:
+    with pytest.raises(ConfigError, match="alert_claims_topic and raw_topic are both 'news.raw'"):
+        load_settings(kafka={"alert_claims_topic": "news.raw"})
+    with pytest.raises(ConfigError, match="late_topic and dlq_topic"):
+        load_settings(kafka={"late_topic": "news.dlq"})
