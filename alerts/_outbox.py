@@ -52,6 +52,9 @@ __all__ = ["Outbox", "OutboxEntry", "OutboxError", "PendingDelivery"]
 log = logging.getLogger(__name__)
 
 _SCHEMA_VERSION = 1
+#: One message row, kept once: a message already there is left as it is (idempotency).
+_INSERT_MESSAGE = ("INSERT OR IGNORE INTO messages (msg_id, alert_id, status, group_key, alert_json, created_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?)")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     msg_id      TEXT PRIMARY KEY,
@@ -323,11 +326,8 @@ class Outbox:
         try:
             with self._tx(durable=True) as c:
                 for alert in alerts:
-                    if c.execute(
-                        "INSERT OR IGNORE INTO messages (msg_id, alert_id, status, group_key, alert_json, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (alert.message_id, alert.alert_id, alert.status, group_key(alert), alert.to_json(), now),
-                    ).rowcount == 1:
+                    if c.execute(_INSERT_MESSAGE, (alert.message_id, alert.alert_id, alert.status, group_key(alert),
+                                                   alert.to_json(), now)).rowcount == 1:
                         c.execute("INSERT INTO held (msg_id, held_at) VALUES (?, ?)", (alert.message_id, now))
                         new += 1
         except sqlite3.Error as exc:
@@ -425,11 +425,7 @@ class Outbox:
         """
         try:
             with self._tx(durable=True) as c:
-                new = c.execute(
-                    "INSERT OR IGNORE INTO messages (msg_id, alert_id, status, group_key, alert_json, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    message,
-                ).rowcount == 1
+                new = c.execute(_INSERT_MESSAGE, message).rowcount == 1
                 if not c.execute("SELECT 1 FROM held WHERE msg_id = ?", (message[0],)).fetchone():  # held: see hold
                     c.executemany(
                         "INSERT OR IGNORE INTO deliveries (endpoint_id, msg_id, state, next_at, created_at, "

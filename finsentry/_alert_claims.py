@@ -33,18 +33,19 @@ delivery, as with one daemon).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from alerts import Alert
+from finsentry.broker import TOPIC_CHARS
 from finsentry.jobs import JobLogError, LogRecord
 
 __all__ = ["AlertClaims", "ClaimLog", "claims_topic_for"]
 
 log = logging.getLogger(__name__)
 
-_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 def claims_topic_for(group_id: str) -> str:
@@ -57,7 +58,7 @@ def claims_topic_for(group_id: str) -> str:
     >>> claims_topic_for("desk/eu")
     'desk_eu.alert-claims'
     """
-    safe = "".join(c if c in _TOPIC_CHARS else "_" for c in group_id)
+    safe = re.sub(f"[^{TOPIC_CHARS}]", "_", group_id)
     return f"{safe[:249 - len('.alert-claims')]}.alert-claims"
 
 
@@ -132,8 +133,10 @@ class AlertClaims:
                 missing = [k for k, _ in new if k not in self._first]
                 if missing:
                     raise JobLogError(f"claims {missing[:3]} were appended but not read back from the claims log")
-        won = [a for a in alerts if self._first.get(self.key(a.message_id), ("",))[0] == self.member]
-        lost = [a for a in alerts if self._first.get(self.key(a.message_id), ("",))[0] != self.member]
+        won: list[Alert] = []
+        lost: list[Alert] = []
+        for alert in alerts:
+            (won if self._first.get(self.key(alert.message_id), ("",))[0] == self.member else lost).append(alert)
         if lost:
             self.claimed_elsewhere += len(lost)
             log.info("%d alert message(s) claimed first by another daemon of the group: discarded here", len(lost),

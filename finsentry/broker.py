@@ -41,7 +41,14 @@ BROKER_SCRIPT: Path = Path(__file__).resolve().parents[1] / "deploy" / "kafka" /
 
 _RUN_MARKER = ".finsentry-kafka-run"  # written by broker.sh start into every run dir
 _BOOTSTRAP_RE = re.compile(r"^127\.0\.0\.1:\d{1,5}$")
-_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+#: The characters Kafka allows in a topic name (``org.apache.kafka.common.internals.Topic``), a regex class body.
+TOPIC_CHARS = "A-Za-z0-9._-"
+_TOPIC_RE = re.compile(rf"[{TOPIC_CHARS}]{{1,249}}")
+
+
+def is_topic_name(name: str) -> bool:
+    """Whether Kafka accepts ``name`` as a topic name: 1-249 of ``TOPIC_CHARS``, not ``.`` or ``..``."""
+    return bool(_TOPIC_RE.fullmatch(name)) and name not in (".", "..")
 # Seconds allowed on top of the readiness timeout for a cold jar fetch and the format step.
 _START_OVERHEAD_S = 300.0
 
@@ -366,7 +373,7 @@ def create_topics(
     if not topics:
         return
     for name, partitions in topics.items():
-        if not _TOPIC_RE.match(name) or name in (".", ".."):
+        if not is_topic_name(name):
             raise ValueError(f"invalid Kafka topic name {name!r}")
         if partitions < 1:
             raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")

@@ -34,6 +34,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from finsentry.broker import is_topic_name
+
 __all__ = [
     "ConfigError",
     "Settings",
@@ -92,8 +94,7 @@ class KafkaSettings(_Section):
         ``_``, ``-``; not ``.`` or ``..``; not an internal ``__`` topic."""
         if value is None:
             return value
-        if len(value) > 249 or value in (".", "..") or value.startswith("__") or not all(
-                c.isascii() and (c.isalnum() or c in "._-") for c in value):
+        if value.startswith("__") or not is_topic_name(value):
             raise ValueError(f"{value!r} is not a Kafka topic name finsentry may use (1-249 of A-Z a-z 0-9 . _ -, "
                              "not '.', '..' or an internal '__' topic)")
         return value

@@ -314,14 +314,18 @@ class Daemon:
         try:
             return self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as exc:
-            if not exc.retriable:
-                raise
             self._broker_error("poll", exc)
             time.sleep(min(timeout_ms, 500) / 1000.0)
             return {}
 
     def _broker_error(self, where: str, exc: Exception) -> None:
-        """Count a retriable broker error (``stats.broker_errors``); warn at most every 10 s."""
+        """Count a retriable broker error (``stats.broker_errors``); warn at most every 10 s.
+
+        Raises:
+            exc: when it is a ``KafkaError`` that is not retriable (it is not ridden out).
+        """
+        if isinstance(exc, KafkaError) and not exc.retriable:
+            raise exc
         self.stats.broker_errors += 1
         now = time.monotonic()
         if now - self._broker_error_logged >= 10.0:
@@ -372,8 +376,6 @@ class Daemon:
             try:
                 self.consumer.topics()
             except KafkaError as exc:
-                if not exc.retriable:
-                    raise
                 self._broker_error("metadata", exc)
 
     def _join_limit_s(self) -> float:
@@ -540,8 +542,6 @@ class Daemon:
             log.warning("commit refused during a rebalance (%s): retried at the next commit", type(exc).__name__)
             self._committed_wm = _RECOMMIT
         except KafkaError as exc:  # e.g. the broker restarting: the commit times out; the same rule applies
-            if not exc.retriable:
-                raise
             self._broker_error("commit", exc)
             self._committed_wm = _RECOMMIT
 
@@ -702,8 +702,6 @@ class Daemon:
         try:
             won, lost = self.claims.claim(held)
         except (KafkaError, JobLogError) as exc:
-            if isinstance(exc, KafkaError) and not exc.retriable:
-                raise
             self._broker_error("alert claims", exc)
             self._claim_at = time.monotonic() + 1.0
             return False

@@ -91,11 +91,7 @@ class KafkaJobLog:
         Raises:
             JobLogError: the topic is missing. kafka.errors.KafkaError: the broker refused or timed out.
         """
-        with self._lock:
-            producer, _ = self._ready()
-            future = producer.send(self.topic, key=key.encode(), value=json.dumps(value, sort_keys=True).encode(),
-                                   partition=0)
-            return int(future.get(timeout=self._timeout_s).offset)
+        return self.append_many([(key, value)])
 
     def append_many(self, records: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
         """Append records to partition 0, in order, and wait for all acknowledgements; returns the last offset.
