@@ -53,6 +53,7 @@ class EwmaBaseline:
             raise ValueError(f"prior_share must be in (0, 1), got {prior_share}")
         if prior_windows < 0:
             raise ValueError(f"prior_windows must be >= 0, got {prior_windows}")
+        self._halflife = float(halflife_windows)
         self._a = 1.0 - 2.0 ** (-1.0 / halflife_windows)
         self._prior = float(prior_share)
         self._prior_windows = int(prior_windows)
@@ -73,6 +74,32 @@ class EwmaBaseline:
         """How many windows of ``key`` the baseline has learnt from."""
         s = self._state.get(key)
         return 0 if s is None else s.windows
+
+    def fresh(self) -> "EwmaBaseline":
+        """A baseline of the same parameters with nothing learnt."""
+        return EwmaBaseline(self._halflife, self._prior, self._prior_windows)
+
+    @property
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """The keys learnt from at least once."""
+        return frozenset(self._state)
+
+    def adopt(self, other: "EwmaBaseline") -> int:
+        """Take ``other``'s learnt state for every key this baseline has not learnt from yet.
+
+        Used after a restart or a rebalance: ``other`` is a baseline rebuilt
+        by replaying the scored topic (``finsentry.rebuild``). Keys this
+        baseline already knows keep their own state.
+
+        Returns:
+            How many keys were taken.
+        """
+        taken = 0
+        for key, s in other._state.items():
+            if key not in self._state:
+                self._state[key] = BaselineState(mean=s.mean, var=s.var, windows=s.windows)
+                taken += 1
+        return taken
 
     def update(self, key: tuple[str, str], share: float, suspicious: bool = False) -> None:
         """Learn one window's negative share (in [0, 1]) for ``key``.

@@ -71,6 +71,17 @@ class ThresholdDetector:
         """Minimum share of negative items, [0, 1]."""
         return self._min_neg_share
 
+    #: Whether the detector keeps state across windows (a restart rebuilds it: ``finsentry.rebuild``).
+    stateful = False
+
+    def fresh(self) -> "ThresholdDetector":
+        """A detector of the same configuration."""
+        return ThresholdDetector(self._min_negative, self._min_neg_share)
+
+    def adopt(self, other: "ThresholdDetector") -> tuple[int, int]:
+        """Nothing to take: this detector keeps no state. Returns ``(0, 0)``."""
+        return 0, 0
+
     def evaluate(self, w: WindowResult) -> Alert | None:
         """The firing alert for ``w``, or None when the thresholds are not both met."""
         if w.n_negative >= self._min_negative and w.neg_share >= self._min_neg_share:
@@ -152,10 +163,33 @@ class SpikeDetector:
         parts = [f"neg_count>={self.min_negative}", f"neg_share>={self.min_neg_share!r}", f"p<={self.alpha!r}"]
         self._rule = "&".join(parts + [f"({r.text})" for r in self.rules])
 
+    #: Whether the detector keeps state across windows (a restart rebuilds it: ``finsentry.rebuild``).
+    stateful = True
+
     @property
     def rule(self) -> str:
         """The rule string carried by the alerts (and hashed into their ids)."""
         return self._rule
+
+    def fresh(self) -> "SpikeDetector":
+        """A detector of the same configuration (thresholds, rules, baseline parameters) with no state."""
+        fresh = SpikeDetector(self.min_negative, self.min_neg_share, self.alpha, self.resolve_share, self.resolve_p,
+                              self.baseline.fresh(), self.rules)
+        fresh.baseline_phase_ms = self.baseline_phase_ms
+        return fresh
+
+    def adopt(self, other: "SpikeDetector") -> tuple[int, int]:
+        """Take ``other``'s baselines and open episodes for the keys this detector has none for.
+
+        ``other`` is a detector of the same configuration that replayed the
+        scored topic up to the point the partitions' windows were decided
+        (``finsentry.rebuild.rebuild_detector``). Keys already known here keep
+        their state.
+
+        Returns:
+            ``(baseline keys taken, open episodes taken)``.
+        """
+        return self.baseline.adopt(other.baseline), self.lifecycle.adopt(other.lifecycle)
 
     def stats(self, w: WindowResult) -> dict[str, float]:
         """The statistics of ``w`` that rules see (``alerts.RULE_SYMBOLS``), against the current baseline."""

@@ -57,6 +57,24 @@ class AlertLifecycle:
         """The open episodes (a copy)."""
         return dict(self._open)
 
+    def adopt(self, other: "AlertLifecycle") -> int:
+        """Take ``other``'s open episodes for the keys that have none here (their alert ids unchanged).
+
+        Used after a restart or a rebalance, with a lifecycle rebuilt by
+        replaying the scored topic (``finsentry.rebuild``): an episode whose
+        firing alert was sent before is continued (cooldown, then one
+        resolved message with the same id) instead of opened again.
+
+        Returns:
+            How many episodes were taken.
+        """
+        taken = 0
+        for key, ep in other._open.items():
+            if key not in self._open:
+                self._open[key] = Episode(alert=ep.alert, last_end_ms=ep.last_end_ms)
+                taken += 1
+        return taken
+
     def expire_quiet(self, key: tuple[str, str], seen_through_ms: int, hop_ms: int) -> Alert | None:
         """Resolve ``key``'s episode when the window after its last one closed empty.
 

@@ -198,6 +198,11 @@ class DetectorSettings(_Section):
     prior_share: float = Field(default=0.2, gt=0, lt=1, description="baseline share of a key not seen yet")
     prior_windows: int = Field(default=4, ge=0, description="how many windows the prior is worth")
     rules: list[str] = Field(default=[], description="extra conditions, see docs/detector.md")
+    state_rebuild_hours: float = Field(
+        default=48, ge=0, le=30 * 24,
+        description="on assignment, replay this many hours of the scored topic to rebuild baselines and open "
+                    "episodes (0: start them empty); needs windows.rebuild",
+    )
 
     @field_validator("rules")
     @classmethod

@@ -63,7 +63,7 @@ from finsentry._alert_claims import AlertClaims, claims_topic_for
 from finsentry.jobs import AlertTally, DaemonJobs, JobLogError, JobSources, KafkaJobLog
 from finsentry.ops import DaemonOps
 from finsentry.pipeline import BatchOutput, Pipeline, build_detector, build_windows
-from finsentry.rebuild import OnAssigned, commit_metadata, rebuild_windows
+from finsentry.rebuild import OnAssigned, commit_metadata, rebuild_detector, rebuild_windows
 from inference import Scorer
 from ingest import RecordLike, TickerExtractor, load_aliases, make_consumer, make_producer
 
@@ -672,6 +672,8 @@ class Daemon:
             self.stats.restored += stats.restored
             for p, closed in stats.decided_through.items():  # what the previous owner had decided
                 self._decided[TopicPartition(k.raw_topic, p)] = closed
+            rebuild_detector(k.bootstrap, k.scored_topic, stats.decided_through, self.pipeline.detector,
+                             self.pipeline.windows, self.settings.detector.state_rebuild_hours)
         self._rebuilt |= new
 
     def _alert(self, alerts: list[Alert]) -> bool:

@@ -38,10 +38,17 @@ already holds, so nothing is sent twice. After a rebalance between daemons
 (each with its own outbox), ``W_p`` keeps the new owner from closing a
 window the old owner already closed; a ``kill -9`` between storing an alert
 and committing can still let both send it once (see docs/operations.md).
-Reading gives up after ``timeout_s`` (what was read is kept). Limits: the detector's baselines and
-open episodes are rebuilt only from the windows re-read (an episode that
-began before ``S`` may get a new id once), and items that were late before
-the restart are not told apart from on-time ones.
+Reading gives up after ``timeout_s`` (what was read is kept).
+
+Then the detector's state (:func:`rebuild_detector`): its baselines and open
+episodes are a function of the windows closed through ``W``, so they are
+rebuilt by replaying the partitions' scored items from
+``detector.state_rebuild_hours`` before ``W`` (:class:`DetectorReplay`) and
+adopted for the keys the daemon has no state for. An episode that was
+firing before the restart goes on: no second firing alert, and its resolved
+message carries the same id. Limits: baselines start from the prior that
+many hours back, and items that were late before the restart are not told
+apart from on-time ones.
 """
 
 from __future__ import annotations
@@ -54,10 +61,10 @@ from dataclasses import dataclass, field
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
-from alerts import EventTimeWindows
+from alerts import EventTimeWindows, SpikeDetector, ThresholdDetector
 from inference import ScoredItem
 
-__all__ = ["OnAssigned", "RebuildStats", "commit_metadata", "rebuild_windows"]
+__all__ = ["DetectorRebuildStats", "DetectorReplay", "OnAssigned", "RebuildStats", "commit_metadata", "rebuild_detector", "rebuild_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +187,145 @@ def rebuild_windows(
             stats.closed_through_ms = None
         todo = _seek_scored(consumer, scored_topic, since)
         stats.partitions = len(todo)
-        stats.restored, stats.timed_out = _read_into(consumer, todo, windows, closed, deadline)
+        def restore(partition: int, item: ScoredItem) -> bool:
+            windows.restore(partition, item, closed[partition])
+            return True
+
+        stats.restored, stats.timed_out = _read_scored(consumer, todo, deadline, restore)
     finally:
         consumer.close(autocommit=False)
     for partition, (ts, _) in committed.items():
         windows.heartbeat(partition, ts)
     log.info("rebuilt windows of %d partitions from %s: %d items since %s%s", stats.partitions, scored_topic,
              stats.restored, stats.since_ms, " (timed out)" if stats.timed_out else "")
+    return stats
+
+
+@dataclass
+class DetectorRebuildStats:
+    """What a detector rebuild replayed: ``items`` from ``since_ms`` through ``through_ms`` (epoch ms UTC).
+
+    ``baselines`` and ``episodes`` count the keys whose state was taken;
+    ``skipped`` says why nothing was taken (None when it was).
+    """
+
+    items: int = 0
+    since_ms: int | None = None
+    through_ms: int | None = None
+    baselines: int = 0
+    episodes: int = 0
+    skipped: str | None = None
+
+
+class DetectorReplay:
+    """The detector state at the point partitions' windows were decided, rebuilt from their scored items.
+
+    Feed it the partitions' scored items in each partition's log order
+    (``add``), then ``finish``: it windows every item dated before
+    ``through_ms`` exactly as the daemon does (``EventTimeWindows.add_item``,
+    in fresh windows of ``windows``' shape), closes every window ending at
+    or before ``through_ms = min(decided_through)``, and runs a fresh detector of
+    ``detector``'s configuration over them (its alerts are discarded: they
+    were the committing daemon's to send).
+
+    Args:
+        detector: the detector whose configuration is copied (``fresh()``).
+        windows: the window operator whose size, hop, lateness and key types are copied.
+        decided_through: per partition, the end (epoch ms UTC) through which its windows were decided.
+    """
+
+    def __init__(self, detector: SpikeDetector | ThresholdDetector, windows: EventTimeWindows,
+                 decided_through: dict[int, int]) -> None:
+        self._detector = detector.fresh()
+        self._windows = EventTimeWindows(windows.size_ms, windows.allowed_lateness_ms, windows.hop_ms,
+                                         windows.key_types)
+        self._windows.assign_partitions(decided_through)
+        self._partitions = sorted(decided_through)
+        self.through_ms = min(decided_through.values())
+
+    def add(self, partition: int, item: ScoredItem) -> bool:
+        """Window one on-time item of ``partition``; False (ignored) when it is in no window ending by ``through_ms``."""
+        if item.published_ms >= self.through_ms:
+            return False
+        self._windows.add_item(partition, item)
+        return True
+
+    def finish(self) -> SpikeDetector | ThresholdDetector:
+        """Close the windows ending at or before ``through_ms`` and return the detector that saw them."""
+        for p in self._partitions:
+            self._windows.heartbeat(p, self.through_ms + self._windows.allowed_lateness_ms)
+        closed = self._windows.advance((), self._detector.window_interest())
+        self._detector.evaluate_windows(closed, self.through_ms, self._windows.hop_ms)
+        return self._detector
+
+
+def rebuild_detector(
+    bootstrap: str,
+    scored_topic: str,
+    decided_through: dict[int, int],
+    detector: SpikeDetector | ThresholdDetector,
+    windows: EventTimeWindows,
+    hours: float,
+    timeout_s: float = 60.0,
+) -> DetectorRebuildStats:
+    """Rebuild the detector's baselines and open episodes for newly assigned partitions.
+
+    The detector's state is a function of the windows it has seen, and those
+    are a function of the scored topic, so the state is rebuilt by replaying
+    the scored topic: partitions ``decided_through`` are read from ``hours``
+    before ``min(decided_through)`` (``offsets_for_times``) to their end and
+    their on-time items (``time_flag`` None) go through a ``DetectorReplay``.
+    ``detector`` then adopts the replayed
+    baselines and open episodes for the keys it has no state for
+    (``SpikeDetector.adopt``): an episode that was firing before the restart
+    goes on (no second firing alert; its resolved message keeps its id), and
+    baselines do not fall back to the prior.
+
+    Exact when the replay reaches back to the start of every key's history;
+    otherwise each baseline starts from the prior ``hours`` back instead of
+    from the key's whole history (an EWMA forgets: with the default half-life
+    of 24 learnt windows, 48 hours of hourly windows leave the older history
+    a weight of about 1/4), and an episode that began before the replayed
+    span is not known. Items late
+    before the restart are not told apart from on-time ones (as in
+    ``rebuild_windows``).
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        scored_topic: the scored topic (partition numbers equal the raw topic's).
+        decided_through: per partition, the end (epoch ms UTC) through which
+            its windows were decided (``RebuildStats.decided_through``).
+        detector: the daemon's detector, which adopts the rebuilt state.
+        windows: the daemon's window operator (its size, hop, lateness and key types are copied).
+        hours: how far back to replay, hours, > 0.
+        timeout_s: give up after this long; a replay that did not reach its end is not adopted.
+
+    Returns:
+        What was replayed and taken.
+
+    Raises:
+        kafka.errors.KafkaError: the broker could not be asked.
+    """
+    stats = DetectorRebuildStats()
+    if not detector.stateful or not decided_through or hours <= 0:
+        stats.skipped = "nothing to rebuild"
+        return stats
+    replay = DetectorReplay(detector, windows, decided_through)
+    stats.since_ms, stats.through_ms = max(0, replay.through_ms - round(hours * 3_600_000)), replay.through_ms
+    deadline = time.monotonic() + timeout_s
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        todo = _seek_scored(consumer, scored_topic, {p: stats.since_ms for p in decided_through})
+        stats.items, timed_out = _read_scored(consumer, todo, deadline, replay.add)
+    finally:
+        consumer.close(autocommit=False)
+    if timed_out:
+        stats.skipped = f"replay of {scored_topic} not finished in {timeout_s:.0f} s"
+        log.warning("detector rebuild skipped: %s", stats.skipped)
+        return stats
+    stats.baselines, stats.episodes = detector.adopt(replay.finish())  # type: ignore[arg-type]
+    log.info("rebuilt detector state from %d items of %s (%s to %s): %d baselines, %d open episodes",
+             stats.items, scored_topic, stats.since_ms, stats.through_ms, stats.baselines, stats.episodes)
     return stats
 
 
@@ -217,24 +356,27 @@ def _seek_scored(consumer: KafkaConsumer, scored_topic: str, since: dict[int, in
     return todo
 
 
-def _read_into(consumer: KafkaConsumer, todo: dict[TopicPartition, int], windows: EventTimeWindows,
-               closed: dict[int, int], deadline: float) -> tuple[int, bool]:
-    """Read each partition up to its end offset, restoring on-time items; returns (restored, timed out)."""
-    restored = 0
+def _read_scored(consumer: KafkaConsumer, todo: dict[TopicPartition, int], deadline: float,
+                 take: Callable[[int, ScoredItem], bool]) -> tuple[int, bool]:
+    """Read each partition up to its end offset, passing on-time items (``time_flag`` None) to ``take``.
+
+    Returns:
+        ``(items take accepted, timed out)``.
+    """
+    taken = 0
     while todo:
         if time.monotonic() > deadline:
-            log.warning("window rebuild gave up before the end of %s", sorted(tp.partition for tp in todo))
-            return restored, True
+            log.warning("reading the scored topic gave up before the end of %s", sorted(tp.partition for tp in todo))
+            return taken, True
         for tp, records in consumer.poll(timeout_ms=500).items():
             for record in records:
                 if record.offset >= todo.get(tp, -1):
                     continue
                 item = ScoredItem.from_json(record.value)
-                if item.time_flag is None:
-                    windows.restore(tp.partition, item, closed[tp.partition])
-                    restored += 1
+                if item.time_flag is None and take(tp.partition, item):
+                    taken += 1
         todo = {tp: end for tp, end in todo.items() if consumer.position(tp) < end}
-    return restored, False
+    return taken, False
 
 
 def _committed_points(consumer: KafkaConsumer, raw_topic: str,
