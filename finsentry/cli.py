@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="exit after S seconds without records once caught up (default: run forever)")
 
     rep = sub.add_parser("replay", help="produce a historical feed into the raw topic")
-    rep.add_argument("file", type=Path, help="feed file (Benzinga, CNBC, Guardian, Reuters CSV; JSONL; CSV; Parquet)")
+    rep.add_argument("file", type=Path, help="feed file (Benzinga, CNBC, Guardian, Reuters CSV; RSS/Atom XML; "
+                     "JSONL; CSV; Parquet; StockNet folder)")
     rep.add_argument("--format", dest="fmt", default=None, help="feed format (default: detected)")
     rep.add_argument("--speed", type=float, default=None, help="speed factor (default: as fast as possible)")
     rep.add_argument("--limit", type=int, default=None, help="at most N items")

@@ -19,12 +19,20 @@ jsonl         first line a JSON object (NewsItem fields)      per row     row ``
 csv           header with ``published_at`` and ``title``      per row     row ``id`` or make_item_id
 parquet       ``PAR1`` magic + same columns as csv            per row     row ``id`` or make_item_id
 stocknet      folder ``<TICKER>/<YYYY-MM-DD>`` of tweet JSON  stocknet    make_item_id("@user text")
+rss           XML root ``<rss>``, ``<rdf:RDF>`` with the RSS  feed title  make_item_id
+              1.0 namespace, or ``<feed>`` with the Atom 1.0  else
+              namespace (RSS 2.0/0.9x, RSS 1.0, Atom 1.0)     ``rss``
 ============  ==============================================  ==========  ==============================
 
 ``source=`` overrides the per-format source; for jsonl/csv/parquet it only
 fills rows without one. Tickers come from the feed's ticker column (Benzinga
 ``stock``, generic ``tickers`` split on ``|`` or ``,``, StockNet folder names),
-else ``()``. Benzinga ``publisher`` is not kept (NewsItem has no such field).
+else ``()``; RSS/Atom ``<category>`` is free text ("Markets"), not a ticker
+column, so rss items have ``()`` (tickers are extracted downstream from
+cashtags/aliases in title and body). Benzinga ``publisher`` is not kept
+(NewsItem has no such field). RSS/Atom: ``<title>`` → ``title`` (required),
+``<description>``/``<summary>`` → ``body``, the entry's http(s) link → ``url``;
+HTML in them is reduced to text.
 A repeat of ``(source, published_at, title)`` in one file (Reuters has 79
 exact duplicate rows) keeps every row and gets ``<id>-2``, ``<id>-3``... in
 file order, so ids are unique in a read and identical across reads.
@@ -55,6 +63,27 @@ generic csv/jsonl/parquet       must carry an offset, else ``naive_time``       
 naive value
 local time in a DST gap /       rejected ``nonexistent_local_time`` /             —
 repeated fall-back hour         ``ambiguous_local_time``
+RSS/Atom date: published, else  raw text parsed (feedparser's struct_time is      second
+updated (``pubDate``,           ignored: already UTC, zone-less text included)
+``published``, ``updated``,
+``dc:date``)
+RSS/Atom RFC 2822 date with     kept, converted to UTC (RFC 2822 §3.3);           second
+``+hhmm``/``-hhmm``, ``UT``,    US names are RFC 822 §5.1 fixed offsets, so
+``UTC``, ``GMT``, ``Z``, ``EST  ``EST`` is -0500 even in July and items either
+EDT CST CDT MST MDT PST PDT``   side of a DST change keep their real distance
+RSS/Atom ISO 8601 / RFC 3339    kept, converted to UTC                            as given
+with ``Z`` or ``±hh:mm``
+RSS/Atom date without zone      rejected ``naive_time``                           —
+RSS/Atom ``-0000``/``-00:00``   rejected ``naive_time``: RFC 2822 §3.3 / RFC      —
+                                3339 §4.3 call it UTC with the local zone
+                                unknown; a true UTC stamp cannot be told from
+                                a zone-less local time so labelled
+RSS/Atom unknown zone name      rejected ``bad_date`` (``AST``, ``CET``, ``IST``  —
+(``CET``, military letters)     are ambiguous; RFC 2822 §4.3: military
+                                letters are unreliable)
+RSS/Atom wrong weekday          rejected ``weekday_mismatch`` (RFC 2822 §3.3)     —
+RSS/Atom unparseable date /     rejected ``bad_date`` / ``missing_date``          —
+none
 ==============================  ================================================  ==========
 
 Why Reuters at 00:00 New York: the dump is the US reuters.com listing and the
@@ -68,7 +97,7 @@ them as known only at that day's end (or next open) to avoid look-ahead.
 Text rules
 ==========
 
-Site feeds (benzinga, cnbc, guardian, reuters): every whitespace run,
+Site feeds (benzinga, cnbc, guardian, reuters) and rss: every whitespace run,
 newlines included, becomes one space; ends are stripped. Guardian headlines of
 the form ``"series name \\n\\n\\n headline"`` keep the headline as ``title`` and
 the series/column name (e.g. ``Nils Pratley on finance``) as ``body``; other
@@ -89,7 +118,9 @@ field empty, e.g. CNBC's 280 ``,,`` rows), ``empty_text``, ``missing_date``,
 ``ambiguous_local_time``, ``nonexistent_local_time``, ``field_count`` (wrong
 number of CSV fields, e.g. an unrepaired broken record), ``duplicate_id``
 (a feed-given id repeated), ``not_utf8``, ``not_json``, ``not_object``,
-``invalid`` (NewsItem validation failed; see ``detail``).
+``invalid`` (NewsItem validation failed; see ``detail``). An rss record is
+one ``<item>``/``<entry>``: ``line`` is where its start tag is and ``raw`` its
+XML, or ``None`` and its date/title when the file is not well-formed XML.
 
 Benzinga's two upstream records split by a bare newline in an unquoted title
 (indexes 5714 and 7021) are **repaired**: the fragment with too few fields is
@@ -109,6 +140,7 @@ from pathlib import Path
 from ingest._errors import FeedError
 from ingest._feed_common import FeedResult, Rejected
 from ingest._feed_generic import has_item_columns, read_item_csv, read_jsonl, read_parquet
+from ingest._feed_rss import is_feed_root, read_rss, xml_root
 from ingest._feed_sites import (
     BENZINGA_HEADER,
     BENZINGA_RAW_HEADER,
@@ -138,6 +170,7 @@ _READERS: dict[str, _Reader] = {
     "csv": read_item_csv,
     "parquet": read_parquet,
     "stocknet": read_stocknet,
+    "rss": read_rss,
 }
 
 FORMATS: tuple[str, ...] = tuple(_READERS)
@@ -187,11 +220,21 @@ def detect_format(path: Path | str) -> str:
         raise FeedError(f"{path}: empty file")
     if text.lstrip().startswith("{"):
         return _detect_json(text)
+    if xml_root(text) is not None:
+        return _detect_xml(path, text)
     return _detect_csv(path, text)
 
 
 def _unknown(path: Path, columns: object) -> FeedError:
     return FeedError(f"{path}: unknown feed format: columns found {columns!r}; formats known: {', '.join(FORMATS)}")
+
+
+def _detect_xml(path: Path, text: str) -> str:
+    name, attrs = xml_root(text) or ("", "")
+    if is_feed_root(name, attrs):
+        return "rss"
+    raise FeedError(f"{path}: unknown feed format: XML root element <{name}> is not <rss>, RSS 1.0 <rdf:RDF> or "
+                    f"Atom 1.0 <feed>; formats known: {', '.join(FORMATS)}")
 
 
 def _detect_dir(path: Path) -> str:
