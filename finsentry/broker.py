@@ -11,7 +11,7 @@ run directory; :meth:`LocalBroker.stop` ends the JVM and deletes the run directo
 Example::
 
     with LocalBroker() as broker:
-        create_topics(broker.bootstrap, {"news.raw": 4})
+        create_topics(broker.bootstrap, {"news.raw": 4}, log_append_time={"news.raw"})
         ...
 
 Importing this module needs only the standard library; :func:`create_topics` imports
@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
 
@@ -338,6 +339,10 @@ class LocalBroker:
 #: feeds): Kafka 4 rejects timestamps over 1 h ahead by default, so finsentry's
 #: topics accept any, and finsentry's own time rules judge them.
 TOPIC_CONFIGS: dict[str, str] = {"message.timestamp.after.max.ms": str(2**63 - 1)}
+#: Added to :data:`TOPIC_CONFIGS` for the raw topic: the broker stamps each record with its append
+#: time, the ingestion time that ``ingest.check_event_time`` judges ``published_at`` by (whoever
+#: produced the record). Not for the scored topic, which is sought by its CreateTime (published time).
+LOG_APPEND_TIME_CONFIGS: dict[str, str] = {"message.timestamp.type": "LogAppendTime"}
 
 
 def create_topics(
@@ -346,10 +351,14 @@ def create_topics(
     replication: int = 1,
     *,
     timeout_s: float = 30.0,
+    log_append_time: Collection[str] = (),
 ) -> None:
     """Create topics (name -> partition count) and wait until their metadata is visible.
 
-    New topics get :data:`TOPIC_CONFIGS` (any record timestamp accepted).
+    New topics get :data:`TOPIC_CONFIGS` (any record timestamp accepted), and
+    those named in ``log_append_time`` also :data:`LOG_APPEND_TIME_CONFIGS`
+    (record timestamp = the broker's append time, ms UTC): pass the raw topic
+    there, so the future-timestamp rule has a reference.
 
     Topics that already exist are left as they are (``TopicAlreadyExistsError`` is
     ignored; a warning is logged when the existing partition count differs), so the
@@ -361,9 +370,12 @@ def create_topics(
         replication: replication factor for new topics (1 for the local broker).
         timeout_s: seconds for the create request and, separately, for the topics to
             show a leader for every partition in the broker metadata.
+        log_append_time: topics of ``topics`` to create with ``message.timestamp.type=LogAppendTime``
+            (an existing topic keeps its config).
 
     Raises:
-        ValueError: invalid topic name, partition count or replication factor.
+        ValueError: invalid topic name, partition count or replication factor, or a
+            ``log_append_time`` topic that is not in ``topics``.
         ImportError: kafka-python is not installed.
         kafka.errors.KafkaError: the broker rejected a topic (e.g.
             ``InvalidReplicationFactorError``) or could not be reached;
@@ -379,6 +391,9 @@ def create_topics(
             raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
     if replication < 1:
         raise ValueError(f"replication must be >= 1, got {replication}")
+    stray = set(log_append_time) - set(topics)
+    if stray:
+        raise ValueError(f"log_append_time names topics not being created: {sorted(stray)}")
 
     import kafka.errors as errors
     from kafka.admin import KafkaAdminClient
@@ -393,7 +408,8 @@ def create_topics(
     try:
         result = admin.create_topics(
             {
-                name: {"num_partitions": n, "replication_factor": replication, "configs": dict(TOPIC_CONFIGS)}
+                name: {"num_partitions": n, "replication_factor": replication,
+                       "configs": {**TOPIC_CONFIGS, **(LOG_APPEND_TIME_CONFIGS if name in log_append_time else {})}}
                 for name, n in topics.items()
             },
             timeout_ms=timeout_ms,

@@ -250,7 +250,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     k = settings.kafka
     topic = args.topic or k.raw_topic
     if k.create_topics:
-        create_topics(k.bootstrap, {topic: k.partitions})
+        create_topics(k.bootstrap, {topic: k.partitions}, log_append_time={topic})
     producer = make_producer(k.bootstrap)
     try:
         with tqdm(total=len(feed.items), unit="item", desc="replay", disable=None) as bar:

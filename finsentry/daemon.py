@@ -196,6 +196,7 @@ class Daemon:
             create_topics(
                 k.bootstrap,
                 {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1, k.late_topic: 1},
+                log_append_time={k.raw_topic},  # the broker stamps ingestion times (ingest.check_event_time)
             )
         self.producer: KafkaProducer = make_producer(k.bootstrap)
         self._to_rebuild: set[int] = set()  # assigned, not rebuilt yet: done in the loop, not inside poll

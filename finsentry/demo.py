@@ -99,7 +99,8 @@ def run_demo(
             }
         )
         k = settings.kafka
-        create_topics(bootstrap, {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1})
+        create_topics(bootstrap, {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1},
+                      log_append_time={k.raw_topic})
 
         items = read_feed(feed, limit=limit)
         producer = make_producer(bootstrap)

@@ -19,7 +19,11 @@ Per record, in order:
    dedup, which does not);
 5. the event-time rule (``ingest.check_event_time``): a future-dated item is
    flagged (``time_flag="future"``), not windowed, and reported as a
-   :class:`LateEvent` with reason ``future``;
+   :class:`LateEvent` with reason ``future``. An item with no ingestion time
+   to judge it by (``ingest.ingestion_ms`` is None: no ``ingested_at``, and a
+   raw topic with CreateTime) is windowed unjudged, counted in
+   :attr:`Pipeline.without_time_reference`, and the first one of each topic
+   logs a warning;
 6. ``windows.add_item``: a late item is reported as a :class:`LateEvent`
    with reason ``late`` and its lateness.
 """
@@ -27,6 +31,7 @@ Per record, in order:
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +54,7 @@ from ingest import (
     TickerExtractor,
     check_event_time,
     decode_record,
+    ingestion_ms,
     parse_heartbeat,
 )
 
@@ -57,7 +63,7 @@ __all__ = ["BatchOutput", "LateEvent", "Pipeline", "build_detector", "build_wind
 if TYPE_CHECKING:
     from finsentry.config import Settings
 
-_LOG_APPEND_TIME = 1  # Kafka timestamp type: set by the broker at append
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,12 @@ class Pipeline:
         tickers: extracts tickers for items that carry none (None: cashtags only).
         max_future_ms: the future-timestamp bound, ms (see ``ingest.check_event_time``).
         novelty_horizon_ms: how far back (event time, ms) a story makes a repeat not novel.
+
+    Attributes:
+        without_time_reference: items windowed without an ingestion time to
+            judge their ``published_at`` by (``ingest.ingestion_ms`` None), so
+            a future-dated one among them was not caught (the daemon serves it
+            as ``finsentry_items_without_time_reference_total``).
     """
 
     def __init__(
@@ -134,6 +146,8 @@ class Pipeline:
         self.max_future_ms = int(max_future_ms)
         self.novelty_horizon_ms = int(novelty_horizon_ms)
         self._stories: OrderedDict[str, int] = OrderedDict()  # story key -> event ms last seen
+        self.without_time_reference = 0
+        self._unreferenced_topics: set[str] = set()  # topics already warned about
 
     def process(self, records: Sequence[RecordLike]) -> BatchOutput:
         """Decode, score and window one micro-batch of raw-topic records (heartbeats included)."""
@@ -183,13 +197,16 @@ class Pipeline:
         self._stories[story] = t if last is None else max(t, last)
         while self._stories and next(iter(self._stories.values())) < t - self.novelty_horizon_ms:
             self._stories.popitem(last=False)
-        flag = check_event_time(t, _ingested_ms(item, record), self.max_future_ms)
+        ingested = ingestion_ms(item, record)
+        if ingested is None:
+            self._no_time_reference(record)
+        flag = check_event_time(t, ingested, self.max_future_ms)
         return scored.model_copy(update={"ticker_sources": sources, "novel": novel, "time_flag": flag})
 
     def _window(self, record: RecordLike, item: NewsItem, scored: ScoredItem, out: BatchOutput, story: str) -> None:
         out.scored.append((record.partition, scored))
         if scored.time_flag == "future":
-            ingested = _ingested_ms(item, record) or 0
+            ingested = ingestion_ms(item, record) or 0
             out.late.append(scored)
             out.late_events.append(LateEvent(record.partition, scored, "future", scored.published_ms - ingested))
             return
@@ -197,6 +214,20 @@ class Pipeline:
         if lateness is not None:
             out.late.append(scored)
             out.late_events.append(LateEvent(record.partition, scored, "late", lateness))
+
+    def _no_time_reference(self, record: RecordLike) -> None:
+        """Count an item that cannot be judged by the future rule; warn once per topic."""
+        self.without_time_reference += 1
+        if record.topic in self._unreferenced_topics:
+            return
+        self._unreferenced_topics.add(record.topic)
+        log.warning(
+            "topic %r: items have no ingestion time (record timestamps are CreateTime and NewsItem.ingested_at "
+            "is not set), so future-dated items cannot be flagged and may move the watermark; create the topic "
+            "with message.timestamp.type=LogAppendTime (finsentry does when it creates it) or have the producer "
+            "set ingested_at. Counted in finsentry_items_without_time_reference_total; warned once per topic",
+            record.topic, extra={"topic": record.topic},
+        )
 
     def close_windows(self, idle_partitions: Collection[int] = ()) -> tuple[list[WindowResult], list[Alert]]:
         """Advance the watermark, close due windows and run the detector on them.
@@ -213,14 +244,6 @@ class Pipeline:
         closed = self.windows.advance(idle_partitions, self.detector.window_interest())
         alerts = self.detector.evaluate_windows(closed, self.windows.watermark_ms, self.windows.hop_ms)
         return closed, alerts
-
-
-def _ingested_ms(item: NewsItem, record: RecordLike) -> int | None:
-    if item.ingested_at is not None:
-        return int(item.ingested_at.timestamp() * 1000)
-    if getattr(record, "timestamp_type", None) == _LOG_APPEND_TIME:
-        return int(record.timestamp)
-    return None
 
 
 def build_windows(settings: Settings) -> EventTimeWindows:

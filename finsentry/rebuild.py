@@ -8,9 +8,10 @@ rebuilds them (not inside the listener: a second consumer opened within
 another consumer's poll can stall it):
 
 1. for each newly assigned partition ``p`` of the raw topic, read the
-   group's committed offset and the timestamp ``T_p`` of the last committed
-   raw record (a partition the group never committed is skipped: it is
-   consumed from its start anyway);
+   group's committed offset and the event time ``T_p`` of the last committed
+   raw record (``ingest.record_event_ms``, not its LogAppendTime; a
+   partition the group never committed is skipped: it is consumed from its
+   start anyway);
 2. ``W_p``, the point up to which the partition's windows were decided:
    the committing daemon writes its operator watermark into the commit's
    metadata (:func:`commit_metadata`; it closes windows and commits in the
@@ -63,6 +64,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from alerts import EventTimeWindows, SpikeDetector, ThresholdDetector
 from inference import ScoredItem
+from ingest import record_event_ms
 
 __all__ = ["DetectorRebuildStats", "DetectorReplay", "OnAssigned", "RebuildStats", "commit_metadata", "rebuild_detector", "rebuild_windows"]
 
@@ -381,7 +383,7 @@ def _read_scored(consumer: KafkaConsumer, todo: dict[TopicPartition, int], deadl
 
 def _committed_points(consumer: KafkaConsumer, raw_topic: str,
                       partitions: list[int]) -> dict[int, tuple[int, str | None]]:
-    """Per partition the group has committed: (timestamp ms of the last committed raw record, commit metadata)."""
+    """Per partition the group has committed: (event time ms of the last committed raw record, commit metadata)."""
     out: dict[int, tuple[int, str | None]] = {}
     for p in partitions:
         tp = TopicPartition(raw_topic, p)
@@ -393,6 +395,6 @@ def _committed_points(consumer: KafkaConsumer, raw_topic: str,
         for _ in range(10):
             records = consumer.poll(timeout_ms=1000).get(tp, [])
             if records:
-                out[p] = (records[0].timestamp, committed.metadata)
+                out[p] = (record_event_ms(records[0]), committed.metadata)
                 break
     return out

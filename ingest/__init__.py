@@ -12,16 +12,27 @@ from ingest._item import NewsItem, make_item_id
 from ingest._kafka import make_consumer, make_producer
 from ingest._replay import ReplayError, ReplayStats, record_key, replay_items
 from ingest._tickers import TickerExtractor, extract_cashtags, load_aliases
-from ingest._timestamps import HEARTBEAT_KEY, check_event_time, heartbeat_value, parse_heartbeat
+from ingest._timestamps import (
+    HEARTBEAT_KEY,
+    LOG_APPEND_TIME,
+    check_event_time,
+    heartbeat_value,
+    ingestion_ms,
+    parse_heartbeat,
+    record_event_ms,
+)
 
 __all__ = [
     "HEARTBEAT_KEY",
+    "LOG_APPEND_TIME",
     "TickerExtractor",
     "check_event_time",
     "extract_cashtags",
     "heartbeat_value",
+    "ingestion_ms",
     "load_aliases",
     "parse_heartbeat",
+    "record_event_ms",
     "DeadLetter",
     "MAX_DEAD_VALUE_BYTES",
     "DecodeError",

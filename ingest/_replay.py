@@ -50,6 +50,9 @@ def replay_items(
 ) -> ReplayStats:
     """Produce items to ``topic`` keyed by ticker, record timestamp = published_at.
 
+    A raw topic finsentry created (LogAppendTime) replaces that timestamp by
+    the broker's append time, the items' ingestion time (``ingest.check_event_time``).
+
     Args:
         items: items in event-time order (``read_feed`` sorts them).
         producer: a kafka-python producer with bytes keys/values.

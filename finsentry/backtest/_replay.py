@@ -2,7 +2,9 @@
 
 The items become plain records (partition 0, offsets in event-time order,
 value = the NewsItem JSON the ``finsentry replay`` command produces, record
-timestamp = ``published_at``), so the backtest decodes, scores, windows and
+timestamp = the replay's start on the wall clock, stamped as LogAppendTime
+like the raw topic finsentry creates: the reference of the future rule, which
+a historical feed never meets), so the backtest decodes, scores, windows and
 detects with the daemon's own code: ``Pipeline.process`` per micro-batch of
 ``batch.max_batch`` records, then ``Pipeline.close_windows``, as the daemon's
 loop does. After the last batch the one partition is declared idle, which
@@ -13,20 +15,21 @@ daemon, and are counted in ``ReplayOutcome.open_windows``.
 :func:`replay_scored` is the fast path for sweeps and re-runs over cached
 scores: it skips decoding and scoring (already done, identically, by
 :func:`replay_in_process`) and drives the same pipeline's windows exactly as
-``Pipeline.process`` does (``windows.add_item(partition, item)``, late items
-counted) and closes them with ``Pipeline.close_windows``, batch by batch.
+``Pipeline.process`` does (``windows.add_item(partition, item)``, late and
+future-flagged items counted, the latter not windowed) and closes them with ``Pipeline.close_windows``, batch by batch.
 A unit test holds it to producing the same alerts as the full path.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from alerts import Alert
 from finsentry.pipeline import Pipeline
 from inference import ScoredItem
-from ingest import DeadLetter, NewsItem, record_key
+from ingest import LOG_APPEND_TIME, DeadLetter, NewsItem, record_key
 
 __all__ = ["FeedRecord", "ReplayOutcome", "alert_sort_key", "feed_records", "replay_in_process", "replay_scored"]
 
@@ -37,9 +40,10 @@ class FeedRecord:
 
     Attributes:
         topic, partition, offset: where the record "was" read (``backtest``, 0, running count).
-        timestamp: event time, epoch ms UTC.
+        timestamp: ingestion (append) time, epoch ms UTC.
         key: primary ticker, else source (``ingest.record_key``).
         value: the NewsItem JSON (UTF-8).
+        timestamp_type: ``ingest.LOG_APPEND_TIME``, as in the raw topic finsentry creates.
     """
 
     topic: str
@@ -48,12 +52,18 @@ class FeedRecord:
     timestamp: int
     key: bytes | None
     value: bytes | None
+    timestamp_type: int = LOG_APPEND_TIME
 
 
-def feed_records(items: Iterable[NewsItem], topic: str = "backtest") -> list[FeedRecord]:
-    """One record per item, partition 0, offsets 0..n-1 in the given (event-time) order."""
+def feed_records(items: Iterable[NewsItem], topic: str = "backtest", appended_ms: int | None = None) -> list[FeedRecord]:
+    """One record per item, partition 0, offsets 0..n-1 in the given (event-time) order.
+
+    Every record is stamped ``appended_ms`` (epoch ms UTC; default: now on the
+    wall clock), its ingestion time, as a broker stamps the raw topic's records.
+    """
+    at = int(time.time() * 1000) if appended_ms is None else int(appended_ms)
     return [
-        FeedRecord(topic, 0, offset, item.published_ms, record_key(item), item.to_json())
+        FeedRecord(topic, 0, offset, at, record_key(item), item.to_json())
         for offset, item in enumerate(items)
     ]
 
@@ -147,7 +157,7 @@ def replay_scored(
     for start in range(0, len(scored), batch_size):
         chunk = scored[start:start + batch_size]
         for item in chunk:
-            if add_item(0, item) is not None:
+            if item.time_flag == "future" or add_item(0, item) is not None:  # as Pipeline._window
                 out.late += 1
         _close(pipeline, out, ())
         if on_batch is not None:

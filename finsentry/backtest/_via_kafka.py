@@ -1,8 +1,10 @@
 """``--via-kafka``: the same feed through a real broker and the daemon, compared with the in-process run.
 
-The items are produced to a fresh raw topic with their original event times
-as record timestamps (``ingest.replay_items``, keyed by primary ticker, over
-``kafka.partitions`` partitions), then :class:`finsentry.daemon.Daemon` runs
+The items are produced to a fresh raw topic (``ingest.replay_items``, keyed
+by primary ticker, over ``kafka.partitions`` partitions; created with
+LogAppendTime like the daemon's, so each record carries its ingestion time
+and an item dated after it by more than ``windows.max_future_minutes`` is
+flagged ``future`` as in the in-process run), then :class:`finsentry.daemon.Daemon` runs
 until it is idle and caught up, with the backtest's caching scorer in its
 pipeline. Its alerts, sorted like the in-process ones, must be byte-identical
 (``Alert.to_json``) to the in-process list.
@@ -97,7 +99,8 @@ def run_via_kafka(items: Sequence[NewsItem], settings: Settings, scorer: Caching
         })
         w = settings.webhooks.model_copy(update={"urls": [], "endpoints": [], "outbox_path": Path(tmp) / "outbox.sqlite"})
         run_settings = settings.model_copy(update={"kafka": k, "webhooks": w})
-        create_topics(address, {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1})
+        create_topics(address, {k.raw_topic: k.partitions, k.scored_topic: k.partitions, k.dlq_topic: 1},
+                      log_append_time={k.raw_topic})
         try:
             producer = make_producer(address)
             try:

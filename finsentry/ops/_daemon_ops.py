@@ -66,6 +66,7 @@ class DaemonOps:
             windows_open=lambda: self._windows_open,  # read on the loop thread: the windows are not thread-safe
             delivery_counts=daemon.outbox.counts,
             model=self._model_info,
+            without_time_reference=lambda: daemon.pipeline.without_time_reference,
         ))
         self.server: OpsServer | None = None
         self.reloader: ModelReloader | None = None

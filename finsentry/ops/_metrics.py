@@ -5,27 +5,29 @@ custom collector, so the poll loop does nothing per item); the histograms are
 observed once per batch; the gauges are refreshed by the loop about once a
 second (:meth:`DaemonMetrics.set_lag`) or read at scrape time.
 
-=========================================== ========= =============================================
-name                                        type      meaning
-=========================================== ========= =============================================
-finsentry_items_consumed_total              counter   raw-topic records polled
-finsentry_items_scored_total                counter   records written to the scored topic
-finsentry_items_dead_lettered_total         counter   records written to the dead-letter topic
-finsentry_items_late_total                  counter   scored items whose window had closed
-finsentry_batches_total                     counter   micro-batches processed
-finsentry_windows_closed_total              counter   windows closed by the watermark
-finsentry_alerts_raised_total               counter   alerts this process sent to its outbox (firing + resolved)
-finsentry_alerts_claimed_elsewhere_total    counter   alert messages another daemon of the group claimed first
-finsentry_broker_errors_total               counter   retriable broker errors ridden out (poll, commit, claims)
-finsentry_batch_size                        histogram records per micro-batch
-finsentry_batch_scoring_seconds             histogram ``Pipeline.process`` time of one batch
-                                                      (decode + model + windows), seconds
-finsentry_consumer_lag{topic,partition}     gauge     log end offset - consumer position, records
-finsentry_windows_open                      gauge     windows held in memory
-finsentry_alert_deliveries{state}           gauge     outbox delivery rows per state
-finsentry_model_info{version,provider,path} gauge     1 for the model in use (an *info* metric)
-finsentry_model_reloads_total{result}       counter   hot reloads: ``swapped`` or ``refused``
-=========================================== ========= =============================================
+============================================= ========= =============================================
+name                                          type      meaning
+============================================= ========= =============================================
+finsentry_items_consumed_total                counter   raw-topic records polled
+finsentry_items_scored_total                  counter   records written to the scored topic
+finsentry_items_dead_lettered_total           counter   records written to the dead-letter topic
+finsentry_items_late_total                    counter   scored items whose window had closed
+finsentry_items_without_time_reference_total  counter   items windowed with no ingestion time to judge a
+                                                        future ``published_at`` by (``Pipeline.without_time_reference``)
+finsentry_batches_total                       counter   micro-batches processed
+finsentry_windows_closed_total                counter   windows closed by the watermark
+finsentry_alerts_raised_total                 counter   alerts this process sent to its outbox (firing + resolved)
+finsentry_alerts_claimed_elsewhere_total      counter   alert messages another daemon of the group claimed first
+finsentry_broker_errors_total                 counter   retriable broker errors ridden out (poll, commit, claims)
+finsentry_batch_size                          histogram records per micro-batch
+finsentry_batch_scoring_seconds               histogram ``Pipeline.process`` time of one batch
+                                                        (decode + model + windows), seconds
+finsentry_consumer_lag{topic,partition}       gauge     log end offset - consumer position, records
+finsentry_windows_open                        gauge     windows held in memory
+finsentry_alert_deliveries{state}             gauge     outbox delivery rows per state
+finsentry_model_info{version,provider,path}   gauge     1 for the model in use (an *info* metric)
+finsentry_model_reloads_total{result}         counter   hot reloads: ``swapped`` or ``refused``
+============================================= ========= =============================================
 
 The webhook delivery metrics (``alerts._metrics``) live in prometheus-client's
 global registry and are served beside these by the ops server.
@@ -78,6 +80,9 @@ class _DaemonCollector(Collector):
             yield CounterMetricFamily(name, doc, value=float(getattr(stats, attr, 0)))
         sent = getattr(stats, "alerts_firing", 0) + getattr(stats, "alerts_resolved", 0)  # exact: stats.alerts is bounded
         yield CounterMetricFamily("finsentry_alerts_raised", "Alerts this process sent to its outbox.", value=float(sent))
+        yield CounterMetricFamily(
+            "finsentry_items_without_time_reference", "Items windowed with no ingestion time (no ingested_at, raw "
+            "topic with CreateTime) to judge a future published_at by.", value=float(self._source.without_time_reference()))
         lag = GaugeMetricFamily("finsentry_consumer_lag", "Log end offset minus consumer position, records.",
                                 labels=["topic", "partition"])
         for (topic, partition), value in sorted(self._lag().items()):
@@ -104,14 +109,18 @@ class MetricSource:
         windows_open: returns the number of open windows.
         delivery_counts: returns outbox delivery rows per state.
         model: returns (version, execution provider, folder path) of the model in use.
+        without_time_reference: returns the items windowed without an ingestion time
+            (``Pipeline.without_time_reference``); None: always 0.
     """
 
     def __init__(self, stats: Callable[[], Any], windows_open: Callable[[], int],
-                 delivery_counts: Callable[[], dict[str, int]], model: Callable[[], tuple[str, str, str]]) -> None:
+                 delivery_counts: Callable[[], dict[str, int]], model: Callable[[], tuple[str, str, str]],
+                 without_time_reference: Callable[[], int] | None = None) -> None:
         self.stats = stats
         self.windows_open = windows_open
         self.delivery_counts = delivery_counts
         self.model = model
+        self.without_time_reference = without_time_reference or (lambda: 0)
 
 
 class DaemonMetrics:

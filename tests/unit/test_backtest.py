@@ -144,10 +144,28 @@ def test_the_fast_path_over_scored_items_gives_the_full_paths_alerts(tmp_path: P
 
 def test_feed_records_are_partition_zero_in_event_time_order() -> None:
     items = [_item(0, 0), _item(1, 3, "BBB")]
-    recs = feed_records(items)
-    assert [(r.partition, r.offset, r.key, r.timestamp) for r in recs] == [
-        (0, 0, b"AAA", items[0].published_ms), (0, 1, b"BBB", items[1].published_ms)]
+    recs = feed_records(items, appended_ms=1_700_000_000_000)
+    assert [(r.partition, r.offset, r.key, r.timestamp, r.timestamp_type) for r in recs] == [
+        (0, 0, b"AAA", 1_700_000_000_000, 1), (0, 1, b"BBB", 1_700_000_000_000, 1)]  # stamped like LogAppendTime
     assert NewsItem.model_validate_json(recs[1].value) == items[1]
+    assert feed_records(items)[0].timestamp > items[1].published_ms  # default: now, after a historical feed
+
+
+def test_a_future_dated_item_is_not_windowed_in_process_nor_in_the_fast_replay(tmp_path: Path) -> None:
+    """As in the daemon on a raw topic finsentry created (LogAppendTime): an item dated far after the
+    replay's ingestion time is flagged and left out of the windows, so it cannot close them early."""
+    items = [_item(0, 0), _item(1, 5), _item(2, 60 * 24 * 365 * 80), _item(3, 10), _item(4, 130, "BBB")]
+    scorer = _scorer(tmp_path, items, ["negative"] * 3 + ["negative", "neutral"])
+    settings = _settings()
+    pipeline = build_pipeline(settings, scorer=scorer)
+    full = replay_in_process(feed_records(items), pipeline, batch_size=2)
+    assert [s.time_flag for s in full.scored] == [None, None, "future", None, None]
+    assert pipeline.without_time_reference == 0
+    assert [(a.key, a.n, a.n_negative) for a in full.alerts] == [("AAA", 3, 3)]  # it3 counted: window not closed early
+    assert full.late == 1
+    fast = replay_scored(full.scored, build_pipeline(settings, scorer=scorer), batch_size=2)
+    assert [a.to_json() for a in fast.alerts] == [a.to_json() for a in full.alerts]
+    assert (fast.late, fast.windows_closed, fast.open_windows) == (full.late, full.windows_closed, full.open_windows)
 
 
 # --------------------------------------------------------------------------- sweep

@@ -3,6 +3,7 @@ duplicate stories, ticker sources, and identical alerts whatever the batching an
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -35,6 +36,7 @@ class Rec:
     topic: str = "news.raw"
     timestamp: int = 0
     key: bytes | None = None
+    timestamp_type: int = 0  # CreateTime; 1 = LogAppendTime (timestamp = the broker's append time)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,43 @@ def test_future_dated_item_is_flagged_and_does_not_move_the_watermark(scorer: Sc
     assert late.lateness_ms == (24 * 60 - 1) * 60_000
     assert pipeline.windows.partition_watermark_ms(0) == normal.published_ms - 10 * 60_000
     assert b'"late_reason":"future"' in late.to_json()
+
+
+def test_future_dated_item_is_judged_by_the_append_time_of_a_log_append_time_topic(scorer: Scorer) -> None:
+    """No ingested_at: a raw topic created by finsentry (LogAppendTime) stamps the reference itself."""
+    pipeline = _pipeline(scorer, max_future_minutes=5)
+    appended = int((T0 + timedelta(minutes=3)).timestamp() * 1000)
+    future = _item_rec(0, "Acme shares plunge after profit warning", 80 * 365 * 24 * 60)
+    ok = _item_rec(1, "Acme names a new CFO", 1)
+    for rec in (future, ok):
+        rec.timestamp, rec.timestamp_type = appended, 1
+    out = pipeline.process([future, ok])
+    assert [s.time_flag for _, s in out.scored] == ["future", None]
+    assert [e.reason for e in out.late_events] == ["future"]
+    assert pipeline.windows.partition_watermark_ms(0) == out.scored[1][1].published_ms - 10 * 60_000
+    assert pipeline.without_time_reference == 0
+
+
+def test_items_without_a_time_reference_are_counted_and_warned_about_once_per_topic(
+    scorer: Scorer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CreateTime and no ingested_at: the rule cannot judge; the item is windowed, counted and one warning
+    names the topic and the two fixes."""
+    pipeline = _pipeline(scorer, max_future_minutes=5)
+    recs = [_item_rec(0, CALM[0], 1), _item_rec(1, NEGATIVE[0], 80 * 365 * 24 * 60), _item_rec(2, CALM[1], 2)]
+    recs.append(Rec(recs[0].value, 3, topic="other.raw"))
+    with caplog.at_level(logging.WARNING, logger="finsentry.pipeline"):
+        out = pipeline.process(recs[:2])
+        out2 = pipeline.process(recs[2:])
+    assert [s.time_flag for _, s in out.scored + out2.scored] == [None, None, None, None]  # unjudged
+    assert pipeline.without_time_reference == 4
+    warnings = [r.getMessage() for r in caplog.records if r.name == "finsentry.pipeline"]
+    assert len(warnings) == 2  # one per topic, not one per item or per batch
+    assert "'news.raw'" in warnings[0] and "'other.raw'" in warnings[1]
+    assert "message.timestamp.type=LogAppendTime" in warnings[0] and "ingested_at" in warnings[0]
+    ingested = _item_rec(4, CALM[0], 3, ingested_at=T0)  # ingested_at is a reference: not counted
+    pipeline.process([ingested])
+    assert pipeline.without_time_reference == 4
 
 
 def test_late_item_goes_to_the_late_events_with_its_lateness(scorer: Scorer) -> None:
