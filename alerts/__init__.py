@@ -22,7 +22,7 @@ from ._endpoint import Endpoint, PayloadFormat, endpoint_id_for
 from ._formats import NOTICE_FORMATS, group_key, render, render_notice
 from ._metrics import DeliveryMetrics, default_metrics
 from ._outbox import Outbox, OutboxEntry, OutboxError, PendingDelivery
-from ._result import EVIDENCE_LIMIT, Evidence, WindowInterest, WindowResult
+from ._result import EVIDENCE_LIMIT, Evidence, WindowCounts, WindowInterest, WindowResult
 from ._rules import RULE_FUNCTIONS, RULE_SYMBOLS, Rule, RuleError, compile_rule
 from ._significance import binomial_sf, cohens_h, severity_for, wilson_lower_bound
 from ._retry import (
@@ -88,6 +88,7 @@ __all__ = [
     "TumblingWindows",
     "Verifier",
     "WebhookSink",
+    "WindowCounts",
     "WindowInterest",
     "WindowResult",
     "alert_id_for",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ._alert import Alert
 from ._baseline import EwmaBaseline
 from ._lifecycle import AlertLifecycle
-from ._result import WindowInterest, WindowResult
+from ._result import WindowCounts, WindowInterest, WindowResult
 from ._rules import Rule, compile_rule
 from ._significance import binomial_sf, cohens_h, severity_for
 
@@ -92,7 +92,7 @@ class ThresholdDetector:
         """The windows this detector can act on: those with at least ``min_negative`` negative items."""
         return WindowInterest(self._min_negative, frozenset(), None)
 
-    def evaluate_windows(self, closed: Sequence[WindowResult], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
+    def evaluate_windows(self, closed: Sequence[WindowResult | WindowCounts], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
         """``evaluate`` over ``closed`` in order (the other arguments are unused)."""
         return [a for a in (self.evaluate(w) for w in closed) if a is not None]
 
@@ -229,11 +229,13 @@ class SpikeDetector:
         """
         return WindowInterest(self.min_negative, self.lifecycle.open_keys, self.baseline_phase_ms)
 
-    def evaluate_windows(self, closed: Sequence[WindowResult], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
+    def evaluate_windows(self, closed: Sequence[WindowResult | WindowCounts], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
         """Run the detector over closed windows, in the order given, then over the watermark.
 
         Args:
-            closed: windows closed by one ``advance``, ordered by ``(end_ms, key)``.
+            closed: windows closed by one ``advance``, ordered by ``(end_ms, key)``; a
+                ``WindowCounts`` (a learning window below ``min_negative``) is learnt
+                from and seen by the lifecycle, and can never fire.
             watermark_ms: the watermark after that ``advance`` (epoch ms UTC);
                 episodes whose key had an empty window before it resolve.
             hop_ms: distance between consecutive window ends (the window size

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:  # typing only: importing ``inference`` loads ONNX Runtime
     from inference._scored import ScoredItem
 
-__all__ = ["EVIDENCE_LIMIT", "Evidence", "LazyEvidence", "WindowInterest", "WindowResult"]
+__all__ = ["EVIDENCE_LIMIT", "Evidence", "LazyEvidence", "WindowCounts", "WindowInterest", "WindowResult"]
 
 #: The most evidence items a window result (and so an alert) carries.
 EVIDENCE_LIMIT: int = 10
@@ -135,6 +135,27 @@ class WindowResult(NamedTuple):
     mean_score: float
     evidence: Sequence[Evidence]
     model_versions: tuple[str, ...]
+
+
+class WindowCounts(NamedTuple):
+    """The counts of a closed window that can only be learnt from (a lighter ``WindowResult``).
+
+    ``EventTimeWindows.advance(interest=...)`` returns this instead of a
+    ``WindowResult`` for a window of a hopping operator's learning phase whose
+    negative count is below ``interest.min_negative``: such a window can
+    neither fire nor need its mean score, evidence or model versions (a
+    detector reads those only from a window that fires), yet the baseline
+    learns its share and the lifecycle may see it. The fields mean what they
+    mean in ``WindowResult``.
+    """
+
+    key_type: str
+    key: str
+    start_ms: int
+    end_ms: int
+    n: int
+    n_negative: int
+    neg_share: float
 
 
 class WindowInterest(NamedTuple):

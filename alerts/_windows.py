@@ -80,7 +80,7 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ._result import LazyEvidence, WindowInterest, WindowResult
+from ._result import LazyEvidence, WindowCounts, WindowInterest, WindowResult
 from ._slide import SlidingCounts
 
 if TYPE_CHECKING:  # typing only: importing ``inference`` loads ONNX Runtime
@@ -177,6 +177,10 @@ class EventTimeWindows:
         self._copies: dict[int, dict[_Key, list[_Entry]]] = {}
         self._pane_negatives: dict[int, dict[_Key, int]] = {}  # pane end -> key -> negative entries (copies too)
         self._partial_panes: set[int] = set()  # panes holding an entry that misses some of their windows
+        # hopping only: (key, story) -> how many panes hold it, and pane end -> keys that got a story there
+        # while another pane of the key held it (a window of theirs may hold a story twice: merged exactly)
+        self._story_panes: dict[tuple[_Key, str], int] = {}
+        self._cross: dict[int, set[_Key]] = {}
         self._slide = SlidingCounts(self._hop_ms, 1)  # keys / negatives over the panes of the window closing
         self._seq = 0
         self._frontier_ms: int | None = None  # every window ending at or before this was closed once
@@ -416,14 +420,21 @@ class EventTimeWindows:
         story = entry[4]
         slide = self._slide
         covered = slide.lo_ms is not None and slide.lo_ms <= pane_end <= slide.hi_ms  # type: ignore[operator]
+        story_panes = self._story_panes if self._span_ms else None
         for key in keys:
             stories = pane.get(key)
-            if stories is None:
-                pane[key] = {story: entry}
-                if covered:
-                    slide.key_joined(key)
-            elif story not in stories:
-                stories[story] = entry
+            if stories is None or story not in stories:
+                if stories is None:
+                    pane[key] = {story: entry}
+                    if covered:
+                        slide.key_joined(key)
+                else:
+                    stories[story] = entry
+                if story_panes is not None:  # count the pane in; mark it when another pane holds the story
+                    held = story_panes.get((key, story), 0)
+                    story_panes[key, story] = held + 1
+                    if held:
+                        self._cross.setdefault(pane_end, set()).add(key)
             else:
                 self._duplicate_count += 1
                 self._copies.setdefault(pane_end, {}).setdefault(key, []).append(entry)
@@ -440,6 +451,18 @@ class EventTimeWindows:
         frontier = self._frontier_ms
         if frontier is not None and entry[3] <= frontier:  # joins windows closed before (after a rebalance)
             self._reopened.update(range(entry[3], min(frontier, pane_end + self._span_ms) + 1, self._hop_ms))
+
+    def _forget_stories(self, pane_end: int, pane: dict[_Key, dict[str, _Entry]]) -> None:
+        """Count pane ``pane_end`` (being dropped or rebuilt) out of the stories' pane counts."""
+        self._cross.pop(pane_end, None)
+        story_panes = self._story_panes
+        for key, stories in pane.items():
+            for story in stories:
+                left = story_panes[key, story] - 1
+                if left:
+                    story_panes[key, story] = left
+                else:
+                    del story_panes[key, story]
 
     def restore(self, partition: int, item: ScoredItem, closed_through_ms: int) -> None:
         """Put back an item read again from the scored topic after a restart or rebalance.
@@ -509,7 +532,10 @@ class EventTimeWindows:
             entries += [e for copies in self._copies.get(pane_end, {}).values() for e in copies]
             if all(e[0] not in gone for e in entries):
                 continue
-            keyed = [(key, e) for key, stories in self._panes.pop(pane_end).items() for e in stories.values()]
+            old = self._panes.pop(pane_end)
+            if self._span_ms:
+                self._forget_stories(pane_end, old)
+            keyed = [(key, e) for key, stories in old.items() for e in stories.values()]
             keyed += [(key, e) for key, copies in self._copies.pop(pane_end, {}).items() for e in copies]
             self._pane_negatives.pop(pane_end, None)
             duplicates, reopened = self._duplicate_count, set(self._reopened)
@@ -522,7 +548,7 @@ class EventTimeWindows:
 
     def advance(
         self, idle_partitions: Collection[int] = (), interest: WindowInterest | None = None
-    ) -> list[WindowResult]:
+    ) -> list[WindowResult | WindowCounts]:
         """Recompute the operator watermark and close the windows it passed.
 
         Args:
@@ -574,7 +600,7 @@ class EventTimeWindows:
         ends.update(e for e in self._reopened if e <= watermark)
         return sorted(ends)
 
-    def _close(self, due: list[int], interest: WindowInterest | None) -> list[WindowResult]:
+    def _close(self, due: list[int], interest: WindowInterest | None) -> list[WindowResult | WindowCounts]:
         """Results of the windows ending at ``due`` (ascending) that ``interest`` wants (every one when None)."""
         hop, span, size, panes = self._hop_ms, self._span_ms, self._size_ms, self._panes
         chosen: dict[int, set[_Key] | None] = {}  # end -> the keys to build (None: every key)
@@ -597,13 +623,15 @@ class EventTimeWindows:
                 reaching = set(self._slide.reaching)
                 watch |= reaching
                 chosen[end] = None if learnt else reaching
-        results: list[WindowResult] = []
+        results: list[WindowResult | WindowCounts] = []
         for end in due:
             held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
             since = self._closed_seq.get(end, 0) if end in self._reopened else 0
             keys = chosen[end]
+            # a learning window (every key) the detector cannot fire on: counts suffice for its keys below the bar
+            light = None if interest is None or keys is not None else interest.min_negative
             if keys is None and not since and self._plain(end):
-                results.extend(self._every_key(end, held))
+                results.extend(self._every_key(end, held, light))
                 continue
             if keys is None:  # every key: group the panes' stories by key in one pass
                 parts: dict[_Key, list[dict[str, _Entry]]] = {}
@@ -623,10 +651,19 @@ class EventTimeWindows:
                     return [stories for pane in held if (stories := pane.get(key)) is not None]
             for key in sorted(keys):
                 parts_of_key = pick(key)
-                result = self._result(key, end, parts_of_key, since) if parts_of_key else None
-                if result is not None:
-                    results.append(result)
+                items = self._items_of(key, end, parts_of_key, since) if parts_of_key else None
+                if items:
+                    results.append(self._result_or_counts(key, end, items, light))
         return results
+
+    def _result_or_counts(self, key: _Key, end_ms: int, items: list[ScoredItem],
+                          light: int | None) -> WindowResult | WindowCounts:
+        """The window's ``WindowCounts`` when ``light`` is set and its negative count is below it, else its result."""
+        if light is not None:
+            k = sum(1 for it in items if it.label == "negative")
+            if k < light:
+                return WindowCounts(key[0], key[1], end_ms - self._size_ms, end_ms, len(items), k, k / len(items))
+        return self._result_of(key, end_ms, items)
 
     def _count_keys(self, end_ms: int, present: Collection[_Key] | None) -> int:
         """How many keys window ``end_ms`` holds items of (``present``: the keys of its panes, when known).
@@ -649,11 +686,26 @@ class EventTimeWindows:
         lo, copies, partial = end_ms - self._span_ms, self._copies, self._partial_panes
         return not any(lo <= p <= end_ms for p in copies) and not any(lo <= p <= end_ms for p in partial)
 
-    def _every_key(self, end_ms: int, held: list[dict[_Key, dict[str, _Entry]]]) -> list[WindowResult]:
-        """Results of window ``end_ms`` for every key of its panes ``held``, when ``_plain(end_ms)``."""
-        if len(held) == 1:  # tumbling
+    def _every_key(self, end_ms: int, held: list[dict[_Key, dict[str, _Entry]]],
+                   min_negative: int | None = None) -> list[WindowResult | WindowCounts]:
+        """Results of window ``end_ms`` for every key of its panes ``held``, when ``_plain(end_ms)``.
+
+        With ``min_negative`` (hopping windows only), a key whose negative
+        count is below it gets a ``WindowCounts``, summed from its panes
+        (no merge) unless a story of the key is in two of them.
+        """
+        start = end_ms - self._size_ms
+        if len(held) == 1:  # tumbling: the pane is the window, its negative counts are exact (no copies)
             pane = held[0]
-            return [self._result_of(key, end_ms, [entry[1] for entry in pane[key].values()]) for key in sorted(pane)]
+            if min_negative is None:
+                return [self._result_of(key, end_ms, [e[1] for e in pane[key].values()]) for key in sorted(pane)]
+            negatives = self._pane_negatives.get(end_ms, {})
+            out_t: list[WindowResult | WindowCounts] = []
+            for key in sorted(pane):
+                k, stories = negatives.get(key, 0), pane[key]
+                out_t.append(WindowCounts(key[0], key[1], start, end_ms, len(stories), k, k / len(stories))
+                             if k < min_negative else self._result_of(key, end_ms, [e[1] for e in stories.values()]))
+            return out_t
         groups: dict[_Key, list[dict[str, _Entry]]] = {}
         for pane in held:
             for key, stories in pane.items():
@@ -662,10 +714,18 @@ class EventTimeWindows:
                     groups[key] = [stories]
                 else:
                     group.append(stories)
-        out = []
-        result_of = self._result_of
+        out: list[WindowResult | WindowCounts] = []
+        result_of = self._result_or_counts
+        counted = self._negatives_in(end_ms) if min_negative is not None else None
         for key in sorted(groups):
             parts = groups[key]
+            if counted is not None:
+                negatives, crossed = counted
+                k = negatives.get(key, 0)
+                if k < min_negative and key not in crossed:  # type: ignore[operator]
+                    n = sum(map(len, parts))
+                    out.append(WindowCounts(key[0], key[1], start, end_ms, n, k, k / n))
+                    continue
             if len(parts) == 1:
                 items = [entry[1] for entry in parts[0].values()]
             else:
@@ -678,8 +738,19 @@ class EventTimeWindows:
                     items = [entry[1] for entry in merged.values()]
                 else:  # a story in two panes: its first copy counts
                     items = self._items_of(key, end_ms, parts, 0)
-            out.append(result_of(key, end_ms, items))
+            out.append(result_of(key, end_ms, items, min_negative))
         return out
+
+    def _negatives_in(self, end_ms: int) -> tuple[dict[_Key, int], set[_Key]]:
+        """Negative entries per key over the panes of window ``end_ms``, and the keys a story of which
+        is in two of its panes (``_cross``)."""
+        negatives: dict[_Key, int] = {}
+        crossed: set[_Key] = set()
+        for pane_end in range(end_ms - self._span_ms, end_ms + 1, self._hop_ms):
+            for key, k in self._pane_negatives.get(pane_end, {}).items():
+                negatives[key] = negatives.get(key, 0) + k
+            crossed.update(self._cross.get(pane_end, ()))
+        return negatives, crossed
 
     def _slide_to(self, end_ms: int, min_negative: int) -> None:
         """Make ``_slide`` cover exactly the panes of window ``end_ms``: slide it on, or rebuild it."""
@@ -741,17 +812,14 @@ class EventTimeWindows:
         for pane_end in sorted(p for p in self._panes if p + span <= watermark):
             while self._slide.lo_ms is not None and self._slide.lo_ms <= pane_end:
                 self._pop_slide()  # while the pane is still there to subtract
+            if span:
+                self._forget_stories(pane_end, self._panes[pane_end])
             del self._panes[pane_end]
             self._pane_negatives.pop(pane_end, None)
             self._copies.pop(pane_end, None)
             self._partial_panes.discard(pane_end)
         oldest = min(self._panes, default=None)
         self._closed_seq = {e: s for e, s in self._closed_seq.items() if oldest is not None and e >= oldest}
-
-    def _result(self, key: _Key, end_ms: int, parts: list[dict[str, _Entry]], since: int) -> WindowResult | None:
-        """The result of window ``end_ms`` of ``key`` from its panes' story dicts; None when it holds nothing new."""
-        items = self._items_of(key, end_ms, parts, since)
-        return self._result_of(key, end_ms, items) if items else None
 
     def _result_of(self, key: _Key, end_ms: int, items: list[ScoredItem]) -> WindowResult:
         """The result of window ``end_ms`` of ``key`` holding ``items`` (at least one)."""

@@ -6,7 +6,10 @@ input of the alerts stage.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -67,10 +70,18 @@ class ScoredItem(BaseModel):
             raise ValueError("published_at must be timezone-aware")
         return value.astimezone(timezone.utc)
 
-    @property
+    @functools.cached_property
     def published_ms(self) -> int:
-        """Event time in integer ms since the Unix epoch (UTC)."""
+        """Event time in integer ms since the Unix epoch (UTC); computed once per item (the windows,
+        the time checks and the scored record's timestamp all read it)."""
         return int(self.published_at.timestamp() * 1000)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "ScoredItem":
+        """``BaseModel.model_copy``; a copy with a new ``published_at`` computes its ``published_ms`` again."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update and "published_at" in update:
+            copy.__dict__.pop("published_ms", None)
+        return copy
 
     def to_json(self) -> bytes:
         """UTF-8 JSON bytes (the scored-topic record value)."""

@@ -152,3 +152,17 @@ def test_cli_score_prints_negative_label() -> None:
     assert result["label"] == "negative"
     assert set(result["probabilities"]) == {"negative", "neutral", "positive"}
     assert abs(sum(result["probabilities"].values()) - 1) < 1e-3
+
+
+def test_published_ms_follows_a_copy_with_a_new_event_time() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from inference import ScoredItem
+
+    item = ScoredItem(item_id="a", source="s", published_at=datetime(2024, 1, 1, tzinfo=timezone.utc), p_negative=0.1,
+                      p_neutral=0.8, p_positive=0.1, label="neutral", score=0.0, model_version="m")
+    assert item.published_ms == 1_704_067_200_000  # computed once, then kept
+    later = item.model_copy(update={"published_at": item.published_at + timedelta(minutes=5)})
+    assert later.published_ms == item.published_ms + 300_000
+    assert item.model_copy(update={"novel": False}).published_ms == item.published_ms
+    assert ScoredItem.from_json(item.to_json()) == item  # the cached value is no field: equality and JSON unchanged
