@@ -43,6 +43,7 @@ from alerts import (
     EwmaBaseline,
     SpikeDetector,
     ThresholdDetector,
+    WindowCounts,
     WindowResult,
     story_key,
 )
@@ -229,7 +230,9 @@ class Pipeline:
             record.topic, extra={"topic": record.topic},
         )
 
-    def close_windows(self, idle_partitions: Collection[int] = ()) -> tuple[list[WindowResult], list[Alert]]:
+    def close_windows(
+        self, idle_partitions: Collection[int] = ()
+    ) -> tuple[list[WindowResult | WindowCounts], list[Alert]]:
         """Advance the watermark, close due windows and run the detector on them.
 
         Only the closed windows the detector can act on are built
