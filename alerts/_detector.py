@@ -18,7 +18,7 @@ from ._baseline import EwmaBaseline
 from ._lifecycle import AlertLifecycle
 from ._result import WindowCounts, WindowInterest, WindowResult
 from ._rules import Rule, compile_rule
-from ._significance import binomial_sf, cohens_h, severity_for
+from ._significance import binomial_pmf, binomial_sf, cohens_h, severity_for
 
 __all__ = ["SpikeDetector", "ThresholdDetector"]
 
@@ -90,7 +90,7 @@ class ThresholdDetector:
 
     def window_interest(self) -> WindowInterest:
         """The windows this detector can act on: those with at least ``min_negative`` negative items."""
-        return WindowInterest(self._min_negative, frozenset(), None)
+        return WindowInterest(self._min_negative, frozenset(), None, self._min_neg_share)
 
     def evaluate_windows(self, closed: Sequence[WindowResult | WindowCounts], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
         """``evaluate`` over ``closed`` in order (the other arguments are unused)."""
@@ -227,15 +227,15 @@ class SpikeDetector:
         learns from it (it starts on ``baseline_phase_ms``): every other
         window would go through ``evaluate_windows`` without effect.
         """
-        return WindowInterest(self.min_negative, self.lifecycle.open_keys, self.baseline_phase_ms)
+        return WindowInterest(self.min_negative, self.lifecycle.open_keys, self.baseline_phase_ms, self.min_neg_share)
 
     def evaluate_windows(self, closed: Sequence[WindowResult | WindowCounts], watermark_ms: int | None, hop_ms: int) -> list[Alert]:
         """Run the detector over closed windows, in the order given, then over the watermark.
 
         Args:
             closed: windows closed by one ``advance``, ordered by ``(end_ms, key)``; a
-                ``WindowCounts`` (a learning window below ``min_negative``) is learnt
-                from and seen by the lifecycle, and can never fire.
+                ``WindowCounts`` (a window below ``min_negative`` or ``min_neg_share``)
+                is learnt from and seen by the lifecycle, and cannot fire.
             watermark_ms: the watermark after that ``advance`` (epoch ms UTC);
                 episodes whose key had an empty window before it resolve.
             hop_ms: distance between consecutive window ends (the window size
@@ -297,11 +297,13 @@ class SpikeDetector:
         because a binomial's median is ``floor(n p0)`` or ``ceil(n p0)``
         (Kaas & Buhrman 1980, "Mean, median and mode in binomial
         distributions", Statistica Neerlandica 34:13-18), so the exact sum is
-        skipped.
+        skipped; and when ``P(X = k)``, the tail's first term, is already
+        ``>= resolve_p``, that term is returned instead of the whole tail.
         """
         if k <= 0 or (self.resolve_p <= 0.5 and k <= math.floor(n * p0)):
             return 1.0
-        return binomial_sf(k, n, p0)
+        first = binomial_pmf(k, n, p0)  # P(X >= k) >= P(X = k): at or above resolve_p it decides as well
+        return first if first >= self.resolve_p else binomial_sf(k, n, p0)
 
     def _alert(self, w: WindowResult, stats: dict[str, float]) -> Alert:
         alert = Alert.from_window(w, self._rule)

@@ -141,12 +141,12 @@ class WindowCounts(NamedTuple):
     """The counts of a closed window that can only be learnt from (a lighter ``WindowResult``).
 
     ``EventTimeWindows.advance(interest=...)`` returns this instead of a
-    ``WindowResult`` for a window of a hopping operator's learning phase whose
-    negative count is below ``interest.min_negative``: such a window can
-    neither fire nor need its mean score, evidence or model versions (a
-    detector reads those only from a window that fires), yet the baseline
-    learns its share and the lifecycle may see it. The fields mean what they
-    mean in ``WindowResult``.
+    ``WindowResult`` for a window whose negative count is below
+    ``interest.min_negative`` or whose negative share is below
+    ``interest.min_neg_share``: such a window cannot fire, so no detector
+    reads its mean score, evidence or model versions (they go into alerts
+    only), yet the baseline learns its share and an open episode's lifecycle
+    sees it. The fields mean what they mean in ``WindowResult``.
     """
 
     key_type: str
@@ -172,8 +172,12 @@ class WindowInterest(NamedTuple):
         learn_phase_ms: windows whose start minus this is a multiple of their
             size are wanted (the detector learns its baseline from them), ms;
             None when the detector learns from none.
+        min_neg_share: the least negative share a window can fire with, in
+            [0, 1]; a wanted window below it (or below ``min_negative``) comes
+            as ``WindowCounts``.
     """
 
     min_negative: int
     keys: frozenset[tuple[str, str]]
     learn_phase_ms: int | None
+    min_neg_share: float = 0.0

@@ -26,12 +26,20 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["binomial_sf", "cohens_h", "severity_for", "wilson_lower_bound"]
+__all__ = ["binomial_pmf", "binomial_sf", "cohens_h", "severity_for", "wilson_lower_bound"]
 
 
 def _log_pmf(i: int, n: int, log_p: float, log_q: float) -> float:
     log_comb = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
     return log_comb + i * log_p + (n - i) * log_q
+
+
+def binomial_pmf(k: int, n: int, p0: float) -> float:
+    """``P(X = k)`` for ``X ~ Binomial(n, p0)``, with ``0 <= k <= n`` and ``p0`` in (0, 1) (not checked).
+
+    The first term of ``binomial_sf(k, n, p0)``, so a lower bound of it.
+    """
+    return math.exp(_log_pmf(k, n, math.log(p0), math.log1p(-p0)))
 
 
 def binomial_sf(k: int, n: int, p0: float) -> float:

@@ -456,13 +456,12 @@ class EventTimeWindows:
         """Count pane ``pane_end`` (being dropped or rebuilt) out of the stories' pane counts."""
         self._cross.pop(pane_end, None)
         story_panes = self._story_panes
+        pop = story_panes.pop
         for key, stories in pane.items():
             for story in stories:
-                left = story_panes[key, story] - 1
-                if left:
+                left = pop((key, story)) - 1
+                if left:  # another pane still holds it
                     story_panes[key, story] = left
-                else:
-                    del story_panes[key, story]
 
     def restore(self, partition: int, item: ScoredItem, closed_through_ms: int) -> None:
         """Put back an item read again from the scored topic after a restart or rebalance.
@@ -628,8 +627,8 @@ class EventTimeWindows:
             held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
             since = self._closed_seq.get(end, 0) if end in self._reopened else 0
             keys = chosen[end]
-            # a learning window (every key) the detector cannot fire on: counts suffice for its keys below the bar
-            light = None if interest is None or keys is not None else interest.min_negative
+            # with an interest, a window that cannot fire (below min_negative or min_neg_share) needs counts only
+            light = None if interest is None else (interest.min_negative, interest.min_neg_share)
             if keys is None and not since and self._plain(end):
                 results.extend(self._every_key(end, held, light))
                 continue
@@ -657,11 +656,12 @@ class EventTimeWindows:
         return results
 
     def _result_or_counts(self, key: _Key, end_ms: int, items: list[ScoredItem],
-                          light: int | None) -> WindowResult | WindowCounts:
-        """The window's ``WindowCounts`` when ``light`` is set and its negative count is below it, else its result."""
+                          light: tuple[int, float] | None) -> WindowResult | WindowCounts:
+        """The window's ``WindowCounts`` when ``light`` (min_negative, min_neg_share) says it cannot fire,
+        else its ``WindowResult``."""
         if light is not None:
             k = sum(1 for it in items if it.label == "negative")
-            if k < light:
+            if _cannot_fire(k, len(items), light):
                 return WindowCounts(key[0], key[1], end_ms - self._size_ms, end_ms, len(items), k, k / len(items))
         return self._result_of(key, end_ms, items)
 
@@ -687,24 +687,25 @@ class EventTimeWindows:
         return not any(lo <= p <= end_ms for p in copies) and not any(lo <= p <= end_ms for p in partial)
 
     def _every_key(self, end_ms: int, held: list[dict[_Key, dict[str, _Entry]]],
-                   min_negative: int | None = None) -> list[WindowResult | WindowCounts]:
+                   light: tuple[int, float] | None = None) -> list[WindowResult | WindowCounts]:
         """Results of window ``end_ms`` for every key of its panes ``held``, when ``_plain(end_ms)``.
 
-        With ``min_negative`` (hopping windows only), a key whose negative
-        count is below it gets a ``WindowCounts``, summed from its panes
-        (no merge) unless a story of the key is in two of them.
+        With ``light`` (``(min_negative, min_neg_share)``), a key whose window
+        cannot fire gets a ``WindowCounts``; for hopping windows it is summed
+        from the key's panes (no merge) unless a story of the key is in two of them.
         """
         start = end_ms - self._size_ms
         if len(held) == 1:  # tumbling: the pane is the window, its negative counts are exact (no copies)
             pane = held[0]
-            if min_negative is None:
+            if light is None:
                 return [self._result_of(key, end_ms, [e[1] for e in pane[key].values()]) for key in sorted(pane)]
             negatives = self._pane_negatives.get(end_ms, {})
             out_t: list[WindowResult | WindowCounts] = []
             for key in sorted(pane):
                 k, stories = negatives.get(key, 0), pane[key]
                 out_t.append(WindowCounts(key[0], key[1], start, end_ms, len(stories), k, k / len(stories))
-                             if k < min_negative else self._result_of(key, end_ms, [e[1] for e in stories.values()]))
+                             if _cannot_fire(k, len(stories), light)
+                             else self._result_of(key, end_ms, [e[1] for e in stories.values()]))
             return out_t
         groups: dict[_Key, list[dict[str, _Entry]]] = {}
         for pane in held:
@@ -716,14 +717,14 @@ class EventTimeWindows:
                     group.append(stories)
         out: list[WindowResult | WindowCounts] = []
         result_of = self._result_or_counts
-        counted = self._negatives_in(end_ms) if min_negative is not None else None
+        counted = self._negatives_in(end_ms) if light is not None else None
         for key in sorted(groups):
             parts = groups[key]
             if counted is not None:
                 negatives, crossed = counted
                 k = negatives.get(key, 0)
-                if k < min_negative and key not in crossed:  # type: ignore[operator]
-                    n = sum(map(len, parts))
+                n = sum(map(len, parts))
+                if key not in crossed and _cannot_fire(k, n, light):  # type: ignore[arg-type]
                     out.append(WindowCounts(key[0], key[1], start, end_ms, n, k, k / n))
                     continue
             if len(parts) == 1:
@@ -738,7 +739,7 @@ class EventTimeWindows:
                     items = [entry[1] for entry in merged.values()]
                 else:  # a story in two panes: its first copy counts
                     items = self._items_of(key, end_ms, parts, 0)
-            out.append(result_of(key, end_ms, items, min_negative))
+            out.append(result_of(key, end_ms, items, light))
         return out
 
     def _negatives_in(self, end_ms: int) -> tuple[dict[_Key, int], set[_Key]]:
@@ -844,6 +845,11 @@ class EventTimeWindows:
             LazyEvidence(items),
             tuple(versions) if len(versions) == 1 else tuple(sorted(versions)),
         )
+
+
+def _cannot_fire(n_negative: int, n: int, light: tuple[int, float]) -> bool:
+    """Whether a window of ``n`` items, ``n_negative`` negative, is below ``light``'s (min_negative, min_neg_share)."""
+    return n_negative < light[0] or n_negative / n < light[1]  # the detectors' own comparisons
 
 
 def _single(key: tuple[str, str], start_ms: int, end_ms: int, it: ScoredItem) -> WindowResult:
