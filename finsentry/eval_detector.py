@@ -29,10 +29,12 @@ Method
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from alerts import Alert
+from finsentry.backtest import CachingScorer
 from finsentry.config import REPO_ROOT, Settings
 from finsentry.pipeline import build_detector, build_windows
-from finsentry.backtest import CachingScorer
 from inference import ScoredItem, Unscored
 from ingest import NewsItem, read_feed
 
@@ -213,6 +215,7 @@ def evaluate_detector(
     w, d = settings.windows, settings.detector
     doc = {
         "model_version": scorer.version,
+        "provenance": _provenance(Path(settings.model.path)),
         "background": {"feed": background_feed.name, "items": len(background), "ticker_days": ticker_days,
                        "tickers": len({t for s in background for t in s.tickers}),
                        "false_alerts": len(false_alerts),
@@ -226,6 +229,19 @@ def evaluate_detector(
         "seconds": {"score_or_load": round(scored_s, 1), "replays": round(replay_s, 1)},
     }
     return EvalResult(doc)
+
+
+def _provenance(model_path: Path) -> dict[str, str | None]:
+    """The code and model a result came from: git commit of this checkout (None outside git), sha256 of the
+    model folder's ``model.onnx`` (the file the CPU scores; None for a registry path)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    onnx = model_path / "model.onnx"
+    digest = hashlib.sha256(onnx.read_bytes()).hexdigest() if onnx.is_file() else None
+    return {"git_commit": commit, "model_onnx_sha256": digest}
 
 
 def _overlaps(alert: Alert, burst: BurstSpec) -> bool:
