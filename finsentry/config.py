@@ -163,6 +163,11 @@ class WindowSettings(_Section):
     )
     rebuild: bool = Field(default=True, description="rebuild open windows from the scored topic on assignment")
     aliases_csv: Path | None = Field(default=None, description="alias,ticker CSV for items without tickers")
+    extract_tickers: Literal["missing", "always"] = Field(
+        default="missing",
+        description="search headlines for cashtags and aliases only for items without feed tickers ('missing'), "
+                    "or add them to every item's tickers ('always')",
+    )
 
     @model_validator(mode="after")
     def _hop_divides(self) -> "WindowSettings":

@@ -141,7 +141,8 @@ def build_pipeline(settings: Settings, scorer: Scorer | None = None) -> Pipeline
         m = settings.model
         scorer = Scorer(m.path, m.device, m.intra_op_threads, **({"sub_batch": m.sub_batch} if m.sub_batch else {}))
     w = settings.windows
-    tickers = TickerExtractor(load_aliases(w.aliases_csv) if w.aliases_csv else None)
+    tickers = TickerExtractor(load_aliases(w.aliases_csv) if w.aliases_csv else None,
+                              only_missing=w.extract_tickers == "missing")
     return Pipeline(scorer, build_windows(settings), build_detector(settings), tickers,
                     max_future_ms=round(w.max_future_minutes * 60_000))
 

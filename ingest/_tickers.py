@@ -12,8 +12,12 @@ Rules (documented in ``docs/detector.md``):
   matched case-sensitively, so that short upper-case aliases do not match
   ordinary words (``ge``); any other alias is matched case-insensitively.
   Longer aliases are tried first; one text position is used once.
-* Tickers the feed gave come first (source ``feed``), then cashtags
-  (``cashtag``), then aliases (``alias``), without repeats.
+* An item the feed gave tickers keeps exactly those (source ``feed``): the
+  text is not searched, so an alias or a passing cashtag cannot add a key to
+  an item whose source already said what it is about. With
+  ``only_missing=False`` (``windows.extract_tickers = "always"``, e.g. for
+  tweets that tag several symbols) the feed's tickers come first, then
+  cashtags (``cashtag``), then aliases (``alias``), without repeats.
 """
 
 from __future__ import annotations
@@ -71,9 +75,12 @@ class TickerExtractor:
 
     Args:
         aliases: ``{alias: ticker}`` (e.g. from ``load_aliases``); may be empty.
+        only_missing: search the text only when the feed gave no ticker (the
+            default); False adds cashtags and aliases to the feed's tickers.
     """
 
-    def __init__(self, aliases: Mapping[str, str] | None = None) -> None:
+    def __init__(self, aliases: Mapping[str, str] | None = None, only_missing: bool = True) -> None:
+        self.only_missing = only_missing
         aliases = dict(aliases or {})
         self._exact = {a: t.upper() for a, t in aliases.items() if a.isupper()}
         self._folded = {a.casefold(): t.upper() for a, t in aliases.items() if not a.isupper()}
@@ -85,7 +92,8 @@ class TickerExtractor:
 
         Args:
             text: headline (and body) text.
-            given: tickers the feed supplied (kept first, source ``feed``).
+            given: tickers the feed supplied (kept first, source ``feed``; with
+                ``only_missing``, kept alone when there is any).
 
         Returns:
             ``(tickers, sources)``, parallel tuples; a source is ``feed``,
@@ -94,6 +102,8 @@ class TickerExtractor:
         found: dict[str, str] = {}
         for t in given:
             found.setdefault(t.upper(), "feed")
+        if found and self.only_missing:
+            return tuple(found), tuple(found.values())
         for t in extract_cashtags(text):
             found.setdefault(t, "cashtag")
         hits: list[tuple[int, str]] = []

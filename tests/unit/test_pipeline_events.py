@@ -157,7 +157,7 @@ def test_tickers_from_cashtags_carry_their_source(scorer: Scorer) -> None:
                             _item_rec(1, "$XYZ jumps", 2, ticker="ACME")])
     [(_, a), (_, b)] = out.scored
     assert a.tickers == ("ACME", "BRK.B") and a.ticker_sources == ("cashtag", "cashtag")
-    assert b.tickers == ("ACME", "XYZ") and b.ticker_sources == ("feed", "cashtag")
+    assert b.tickers == ("ACME",) and b.ticker_sources == ("feed",)  # feed tickers are kept alone by default
 
 
 def _streams() -> dict[int, list[Rec]]:

@@ -23,7 +23,10 @@ def test_aliases_word_boundaries_and_case_rules(tmp_path: Path) -> None:
     assert ex.extract("APPLE and General electric rally") == (("AAPL", "GE"), ("alias", "alias"))
     assert ex.extract("ibm is lower case, IBM is not") == (("IBM",), ("alias",))
     assert ex.extract("Apple Hospitality REIT") == (("APLE",), ("alias",))  # longest alias wins the position
-    assert ex.extract("$TSLA and Apple", given=["XOM"]) == (("XOM", "TSLA", "AAPL"), ("feed", "cashtag", "alias"))
+    assert ex.extract("$TSLA and Apple", given=["XOM"]) == (("XOM",), ("feed",))  # the feed said what it is about
+    assert ex.extract("$TSLA and Apple") == (("TSLA", "AAPL"), ("cashtag", "alias"))
+    always = TickerExtractor(load_aliases(csv), only_missing=False)
+    assert always.extract("$TSLA and Apple", given=["XOM"]) == (("XOM", "TSLA", "AAPL"), ("feed", "cashtag", "alias"))
 
 
 def test_bad_alias_csv_is_a_clear_error(tmp_path: Path) -> None:
