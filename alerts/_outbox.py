@@ -335,9 +335,9 @@ class Outbox:
         return new
 
     def held(self) -> list[Alert]:
-        """The held alert messages, oldest first (see :meth:`hold`)."""
+        """The held alert messages, oldest first, in the order they were held (see :meth:`hold`)."""
         rows = self._conn().execute(
-            "SELECT h.msg_id, m.alert_json FROM held h JOIN messages m USING (msg_id) ORDER BY h.held_at, h.msg_id")
+            "SELECT h.msg_id, m.alert_json FROM held h JOIN messages m USING (msg_id) ORDER BY h.held_at, h.rowid")
         out: list[Alert] = []
         for msg_id, body in rows.fetchall():
             try:
@@ -478,10 +478,14 @@ class Outbox:
     # -- the worker side --------------------------------------------------------
 
     def next_pending(self, endpoint_id: str) -> PendingDelivery | None:
-        """The endpoint's pending delivery with the earliest ``next_at`` (due or not), or None."""
+        """The endpoint's pending delivery with the earliest ``next_at`` (due or not), or None.
+
+        Ties (messages queued together) go in the order they were queued (row order), which is the
+        order the detector decided them: a firing message before its resolved one.
+        """
         row = self._conn().execute(
             "SELECT msg_id, attempts, next_at, created_at FROM deliveries "
-            "WHERE endpoint_id = ? AND state = 'pending' ORDER BY next_at, created_at LIMIT 1",
+            "WHERE endpoint_id = ? AND state = 'pending' ORDER BY next_at, created_at, rowid LIMIT 1",
             (endpoint_id,),
         ).fetchone()
         return None if row is None else PendingDelivery(endpoint_id, row[0], row[1], row[2], row[3])
@@ -539,7 +543,7 @@ class Outbox:
                 members = c.execute(
                     "SELECT d.msg_id, m.alert_json FROM deliveries d JOIN messages m USING (msg_id) "
                     "WHERE d.endpoint_id = ? AND d.state = 'pending' AND d.body IS NULL AND d.attempts = 0 "
-                    "AND m.group_key = ? AND d.msg_id != ? AND d.created_at <= ? ORDER BY d.created_at, d.msg_id",
+                    "AND m.group_key = ? AND d.msg_id != ? AND d.created_at <= ? ORDER BY d.created_at, d.rowid",
                     (ep, row[2], msg, pending.created_at + group_window_s),
                 ).fetchall()
             body = render([Alert.from_json(row[1])] + [Alert.from_json(m[1]) for m in members])

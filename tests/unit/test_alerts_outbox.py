@@ -178,3 +178,19 @@ def test_unusable_path_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(OutboxError, match="cannot open outbox"):
         Outbox(blocker / "o.sqlite")
+
+
+def test_messages_held_and_queued_together_keep_the_order_they_were_decided(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", [A])
+    decided = [_alert(f"K{i}", START_MS + i * HOUR_MS) for i in range(8)]
+    decided = sorted(decided, key=lambda a: a.message_id, reverse=True)  # message ids sort the other way
+    decided.insert(3, decided[1].resolved())
+    assert box.hold(decided, now=50.0) == len(decided)
+    assert [a.message_id for a in box.held()] == [a.message_id for a in decided]
+    assert box.release([a.message_id for a in decided], now=100.0) == len(decided)
+    sent = []
+    while (pending := box.next_pending(A.id)) is not None:  # all queued at the same instant: row order decides
+        sent.append(pending.msg_id)
+        box.mark_delivered(pending, 200, now=101.0)
+    assert sent == [a.message_id for a in decided]
+    box.close()
