@@ -695,7 +695,7 @@ class EventTimeWindows:
         from the key's panes (no merge) unless a story of the key is in two of them.
         """
         start = end_ms - self._size_ms
-        if len(held) == 1:  # tumbling: the pane is the window, its negative counts are exact (no copies)
+        if not self._span_ms:  # tumbling: the one pane is the window, its negative counts are exact (no copies)
             pane = held[0]
             if light is None:
                 return [self._result_of(key, end_ms, [e[1] for e in pane[key].values()]) for key in sorted(pane)]

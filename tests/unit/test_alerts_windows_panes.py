@@ -314,3 +314,59 @@ def test_learning_windows_count_stories_repeated_across_panes_once() -> None:
     some, light = run(True)
     assert none_light == 0 and light > 100  # learning windows came as counts
     assert some == every  # same alerts and the same baselines: each story counted once per window
+
+
+@pytest.mark.parametrize("minute", [0, 17, 33, 58])
+def test_a_learning_window_with_one_pane_counts_that_panes_negatives(minute: int) -> None:
+    # one negative item in the first hour: the learning window [0, 60) holds a single pane, not its last one
+    det = SpikeDetector(5, 0.6)
+    w = EventTimeWindows(60 * MIN, 0, 5 * MIN)
+    p = _P["negative"]
+    w.add(0, ScoredItem(item_id="x", source="t", published_at=T0 + timedelta(minutes=minute), tickers=("K",),
+                        title="k falls", p_negative=p[0], p_neutral=p[1], p_positive=p[2], label="negative",
+                        score=p[2] - p[0], model_version="m1"))
+    w.heartbeat(0, T0_MS + 3 * 60 * MIN)
+    det.baseline_phase_ms = T0_MS % (60 * MIN)
+    learnt = [r for r in w.advance((), det.window_interest()) if r.start_ms == T0_MS]
+    assert [(type(r).__name__, r.n, r.n_negative) for r in learnt] == [("WindowCounts", 1, 1)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("gap_ms", [8_000, 60_000, 40 * MIN])
+def test_every_window_built_with_the_interest_has_the_counts_of_the_full_run(seed: int, gap_ms: int) -> None:
+    # WindowCounts and WindowResults built with the detector's interest carry the n and negatives of the
+    # same window built without it (every window returned): summed panes, merged panes, and windows of
+    # which a single pane holds items (the sparsest stream)
+    rng = random.Random(seed)
+    ops: list[tuple] = [("assign", (0,))]
+    t = 0
+    for i in range(1500):
+        t += rng.randint(0, gap_ms)
+        label = rng.choices(["negative", "neutral", "positive"], [0.4, 0.4, 0.2])[0]
+        p = _P[label]
+        title = f"s {rng.randrange(300)}" if rng.random() < 0.3 else f"u {i}"
+        ops.append(("add", 0, ScoredItem(
+            item_id=f"c{i}", source="t", published_at=T0 + timedelta(milliseconds=t), tickers=(f"T{rng.randrange(15)}",),
+            title=title, p_negative=p[0], p_neutral=p[1], p_positive=p[2], label=label, score=p[2] - p[0],
+            model_version="m1")))
+        if i % 40 == 0:
+            ops.append(("advance", ()))
+    ops.append(("advance", (0,)))
+
+    def built(with_interest: bool) -> dict[tuple, tuple[int, int]]:
+        det = SpikeDetector(3, 0.6, alpha=0.05, resolve_p=0.2)
+        w = EventTimeWindows(60 * MIN, 2 * MIN, 5 * MIN)
+        out: dict[tuple, tuple[int, int]] = {}
+        for op in ops:
+            if op[0] == "assign":
+                w.assign_partitions(op[1])
+            elif op[0] == "add":
+                w.add(op[1], op[2])
+            else:
+                closed = w.advance(op[1], det.window_interest() if with_interest else None)
+                det.evaluate_windows(closed, w.watermark_ms, w.hop_ms)
+                out.update(((r.key, r.end_ms), (r.n, r.n_negative)) for r in closed)
+        return out
+
+    every, some = built(False), built(True)
+    assert some and all(every[k] == v for k, v in some.items())
