@@ -184,6 +184,7 @@ def evaluate_detector(
         ingest.FeedError: a feed cannot be read; inference errors: the model cannot be loaded.
     """
     scorer = CachingScorer(settings.model.path, cache_dir, settings.model.device, settings.model.intra_op_threads)
+    provenance = _provenance(scorer.folder.path)  # before the run: the code and model it used
     t0 = time.perf_counter()
     background = load_scored(read_feed(background_feed).items, scorer)
     bearish = [s for s in load_scored(_bearish(bearish_csv), scorer) if s.label == "negative"]
@@ -215,7 +216,7 @@ def evaluate_detector(
     w, d = settings.windows, settings.detector
     doc = {
         "model_version": scorer.version,
-        "provenance": _provenance(Path(settings.model.path)),
+        "provenance": provenance,
         "background": {"feed": background_feed.name, "items": len(background), "ticker_days": ticker_days,
                        "tickers": len({t for s in background for t in s.tickers}),
                        "false_alerts": len(false_alerts),
@@ -232,11 +233,15 @@ def evaluate_detector(
 
 
 def _provenance(model_path: Path) -> dict[str, str | None]:
-    """The code and model a result came from: git commit of this checkout (None outside git), sha256 of the
-    model folder's ``model.onnx`` (the file the CPU scores; None for a registry path)."""
+    """The code and model a result came from: git commit of this checkout (None outside git; ``+changes``
+    appended when the working tree differs from it), sha256 of the model folder's ``model.onnx`` (the file
+    the CPU scores)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip() or None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit = f"{commit}+changes" if commit and dirty else commit
     except (OSError, subprocess.SubprocessError):
         commit = None
     onnx = model_path / "model.onnx"
