@@ -20,6 +20,7 @@ the long-run weight only (see ``update``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["BaselineState", "EwmaBaseline"]
@@ -100,6 +101,10 @@ class EwmaBaseline:
                 self._state[key] = BaselineState(mean=s.mean, var=s.var, windows=s.windows)
                 taken += 1
         return taken
+
+    def forget(self, keys: Iterable[tuple[str, str]]) -> int:
+        """Drop what was learnt for ``keys`` (their partition went to another daemon); returns how many were known."""
+        return sum(self._state.pop(key, None) is not None for key in keys)
 
     def update(self, key: tuple[str, str], share: float, suspicious: bool = False) -> None:
         """Learn one window's negative share (in [0, 1]) for ``key``.

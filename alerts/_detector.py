@@ -11,7 +11,7 @@ severity, and the firing -> cooldown -> resolved lifecycle
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ._alert import Alert
 from ._baseline import EwmaBaseline
@@ -80,6 +80,10 @@ class ThresholdDetector:
 
     def adopt(self, other: "ThresholdDetector") -> tuple[int, int]:
         """Nothing to take: this detector keeps no state. Returns ``(0, 0)``."""
+        return 0, 0
+
+    def forget(self, keys: Iterable[tuple[str, str]]) -> tuple[int, int]:
+        """Nothing to drop: this detector keeps no state. Returns ``(0, 0)``."""
         return 0, 0
 
     def evaluate(self, w: WindowResult) -> Alert | None:
@@ -177,6 +181,20 @@ class SpikeDetector:
                               self.baseline.fresh(), self.rules)
         fresh.baseline_phase_ms = self.baseline_phase_ms
         return fresh
+
+    def forget(self, keys: Iterable[tuple[str, str]]) -> tuple[int, int]:
+        """Drop the baselines and open episodes of ``keys`` without sending anything.
+
+        Called when the partitions those keys' items come from went to another
+        daemon of the group after a rebalance: that daemon rebuilds and
+        continues them (``finsentry.rebuild``); left here, an episode would be
+        resolved by this daemon's watermark while the other one continues it.
+
+        Returns:
+            ``(baselines dropped, open episodes dropped)``.
+        """
+        keys = list(keys)
+        return self.baseline.forget(keys), self.lifecycle.forget(keys)
 
     def adopt(self, other: "SpikeDetector") -> tuple[int, int]:
         """Take ``other``'s baselines and open episodes for the keys this detector has none for.

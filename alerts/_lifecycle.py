@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._alert import Alert
@@ -74,6 +75,11 @@ class AlertLifecycle:
                 self._open[key] = Episode(alert=ep.alert, last_end_ms=ep.last_end_ms)
                 taken += 1
         return taken
+
+    def forget(self, keys: Iterable[tuple[str, str]]) -> int:
+        """Drop the open episodes of ``keys`` without any message (their partition went to another daemon,
+        which continues them); returns how many were open."""
+        return sum(self._open.pop(key, None) is not None for key in keys)
 
     def expire_quiet(self, key: tuple[str, str], seen_through_ms: int, hop_ms: int) -> Alert | None:
         """Resolve ``key``'s episode when the window after its last one closed empty.

@@ -35,8 +35,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
+
+from kafka.errors import KafkaError
 
 from alerts import Alert
 from finsentry.broker import TOPIC_CHARS
@@ -142,6 +144,16 @@ class AlertClaims:
             log.info("%d alert message(s) claimed first by another daemon of the group: discarded here", len(lost),
                      extra={"alert_ids": [a.alert_id for a in lost]})
         return won, lost
+
+    def sent(self, message_ids: Collection[str]) -> set[str] | None:
+        """Of ``message_ids``, those some daemon of the group claimed (and so sent) within the horizon;
+        None when the claims log cannot be read now (the caller must not decide on it)."""
+        try:
+            self._refresh()
+        except (KafkaError, JobLogError) as exc:
+            log.warning("alert claims unreadable (%s): every rebuilt episode is kept", exc)
+            return None
+        return {m for m in message_ids if self.key(m) in self._first}
 
     def _refresh(self, through_offset: int | None = None) -> None:
         """Read the records appended since the last read (the first time: the horizon) into the first claims."""

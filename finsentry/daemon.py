@@ -189,6 +189,7 @@ class Daemon:
         self._unassigned_since: float | None = None  # monotonic s; see _refresh_if_unassigned
         self._joining_since: float | None = None  # monotonic s; see _watch_group
         self._rebuilt: set[int] = set()  # partitions whose open windows were rebuilt (finsentry.rebuild)
+        self._ticker_partitions: dict[str, int] = {}  # ticker -> partition of its latest item (forgotten on revoke)
         self._sends: list[tuple[str, Any]] = []  # (topic, FutureRecordMetadata) since the last commit
         self.delivery = build_delivery(settings)  # before Kafka: a bad secret fails at once
         self.outbox = self.delivery.outbox
@@ -583,6 +584,7 @@ class Daemon:
         if self.jobs is not None:
             self.jobs.note_assignment(owned)  # the holder of partition 0 runs the group's jobs
         self.pipeline.windows.revoke_partitions(gone)
+        self._forget_keys_of(gone)
         self.stats.revoked += len(gone)
         self._rebuilt -= gone
         self._committed = {tp: off for tp, off in self._committed.items() if tp in assigned}
@@ -611,6 +613,8 @@ class Daemon:
     def _write(self, out: BatchOutput) -> None:
         k = self.settings.kafka
         for partition, scored in out.scored:  # same partition number as the raw record: see finsentry.rebuild
+            for ticker in scored.tickers:
+                self._ticker_partitions[ticker] = partition
             key = (scored.tickers[0] if scored.tickers else scored.source).encode()
             self._sends.append((k.scored_topic, self.producer.send(
                 k.scored_topic, key=key, value=scored.to_json(), timestamp_ms=scored.published_ms, partition=partition)))
@@ -674,9 +678,28 @@ class Daemon:
             self.stats.restored += stats.restored
             for p, closed in stats.decided_through.items():  # what the previous owner had decided
                 self._decided[TopicPartition(k.raw_topic, p)] = closed
-            rebuild_detector(k.bootstrap, k.scored_topic, stats.decided_through, self.pipeline.detector,
-                             self.pipeline.windows, self.settings.detector.state_rebuild_hours)
+            rebuilt = rebuild_detector(k.bootstrap, k.scored_topic, stats.decided_through, self.pipeline.detector,
+                                       self.pipeline.windows, self.settings.detector.state_rebuild_hours,
+                                       sent=self.claims.sent)
+            self._ticker_partitions.update(rebuilt.ticker_partitions)
         self._rebuilt |= new
+
+    def _forget_keys_of(self, gone: set[int]) -> None:
+        """Drop the detector state of the tickers whose items came from the revoked partitions ``gone``.
+
+        Their new owner rebuilds and continues it (``finsentry.rebuild.rebuild_detector``); kept here, this
+        daemon's watermark would resolve an episode the new owner is continuing. ``market`` and ``topic``
+        keys mix partitions and stay.
+        """
+        if not gone:
+            return
+        tickers = [t for t, p in self._ticker_partitions.items() if p in gone]
+        for t in tickers:
+            del self._ticker_partitions[t]
+        baselines, episodes = self.pipeline.detector.forget([("ticker", t) for t in tickers])
+        if baselines or episodes:
+            log.info("partitions %s revoked: forgot %d baselines and %d open episodes (their new owner continues "
+                     "them)", sorted(gone), baselines, episodes)
 
     def _alert(self, alerts: list[Alert]) -> bool:
         """Hold the alerts in the outbox, claim every held message, release what this daemon won.

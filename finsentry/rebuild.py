@@ -31,7 +31,9 @@ another consumer's poll can stall it):
    processed but not committed are restored too, and counted once when they
    are consumed again: stories are deduplicated per window); then the
    partition's watermark is set from ``T_p`` (a heartbeat), not from the
-   restored items, so re-consumed items are not judged late.
+   restored items, so re-consumed items are not judged late, unless they
+   fall only in windows decided through ``W_p`` (the heartbeat is at least
+   ``W_p + allowed_lateness``): those were decided without them.
 
 Windows that then close give the same alert ids as before the restart (same
 key, window start, rule), and the outbox ignores an (alert_id, status) it
@@ -66,7 +68,8 @@ from alerts import EventTimeWindows, SpikeDetector, ThresholdDetector
 from inference import ScoredItem
 from ingest import record_event_ms
 
-__all__ = ["DetectorRebuildStats", "DetectorReplay", "OnAssigned", "RebuildStats", "commit_metadata", "rebuild_detector", "rebuild_windows"]
+__all__ = ["DetectorRebuildStats", "DetectorReplay", "OnAssigned", "RebuildStats", "commit_metadata", "rebuild_detector",
+           "rebuild_windows", "replays_by_point"]
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +199,9 @@ def rebuild_windows(
         stats.restored, stats.timed_out = _read_scored(consumer, todo, deadline, restore)
     finally:
         consumer.close(autocommit=False)
-    for partition, (ts, _) in committed.items():
-        windows.heartbeat(partition, ts)
+    for partition, (ts, _) in committed.items():  # decided through W_p: an item only in windows by W_p is late
+        decided = closed.get(partition, _NOTHING_CLOSED)
+        windows.heartbeat(partition, ts if decided == _NOTHING_CLOSED else max(ts, decided + windows.allowed_lateness_ms))
     log.info("rebuilt windows of %d partitions from %s: %d items since %s%s", stats.partitions, scored_topic,
              stats.restored, stats.since_ms, " (timed out)" if stats.timed_out else "")
     return stats
@@ -207,8 +211,9 @@ def rebuild_windows(
 class DetectorRebuildStats:
     """What a detector rebuild replayed: ``items`` from ``since_ms`` through ``through_ms`` (epoch ms UTC).
 
-    ``baselines`` and ``episodes`` count the keys whose state was taken;
-    ``skipped`` says why nothing was taken (None when it was).
+    ``baselines`` and ``episodes`` count the keys whose state was taken,
+    ``unsent_episodes`` the replayed episodes left out because their firing
+    message was never sent; ``skipped`` says why nothing was taken (None when it was).
     """
 
     items: int = 0
@@ -216,49 +221,77 @@ class DetectorRebuildStats:
     through_ms: int | None = None
     baselines: int = 0
     episodes: int = 0
+    unsent_episodes: int = 0
     skipped: str | None = None
+    #: ticker -> the partition its replayed items came from (the daemon forgets a key when its partition goes)
+    ticker_partitions: dict[str, int] = field(default_factory=dict)
 
 
 class DetectorReplay:
-    """The detector state at the point partitions' windows were decided, rebuilt from their scored items.
+    """The detector state at the point some partitions' windows were decided, rebuilt from their scored items.
 
     Feed it the partitions' scored items in each partition's log order
-    (``add``), then ``finish``: it windows every item dated before
-    ``through_ms`` exactly as the daemon does (``EventTimeWindows.add_item``,
-    in fresh windows of ``windows``' shape), closes every window ending at
-    or before ``through_ms = min(decided_through)``, and runs a fresh detector of
-    ``detector``'s configuration over them (its alerts are discarded: they
-    were the committing daemon's to send).
+    (``add``), then ``finish``. It windows every item dated in
+    ``[since_ms, through_ms)`` exactly as the daemon did
+    (``EventTimeWindows.add_item``, in fresh windows of ``windows``' shape);
+    a later item is not windowed but moves its partition's watermark as it
+    did live, so that an item the daemon judged late is late here too. It
+    then closes the windows ending at or before ``through_ms`` and runs a
+    fresh detector of ``detector``'s configuration over them (its alerts are
+    discarded: they were the committing daemon's to send). ``since_ms`` is
+    ``through_ms - hours``, rounded down to a multiple of the window size (the
+    start of a window the baseline learns from).
 
     Args:
         detector: the detector whose configuration is copied (``fresh()``).
         windows: the window operator whose size, hop, lateness and key types are copied.
-        decided_through: per partition, the end (epoch ms UTC) through which its windows were decided.
+        partitions: the partitions replayed.
+        through_ms: the end (epoch ms UTC) through which their windows were decided.
+        hours: how far back from ``through_ms`` to start, hours, > 0.
     """
 
     def __init__(self, detector: SpikeDetector | ThresholdDetector, windows: EventTimeWindows,
-                 decided_through: dict[int, int]) -> None:
+                 partitions: Collection[int], through_ms: int, hours: float) -> None:
         self._detector = detector.fresh()
         self._windows = EventTimeWindows(windows.size_ms, windows.allowed_lateness_ms, windows.hop_ms,
                                          windows.key_types)
-        self._windows.assign_partitions(decided_through)
-        self._partitions = sorted(decided_through)
-        self.through_ms = min(decided_through.values())
+        self._windows.assign_partitions(partitions)
+        self._partitions = sorted(partitions)
+        self.through_ms = through_ms
+        since = max(0, through_ms - round(hours * 3_600_000))
+        self.since_ms = since - since % windows.size_ms
+        #: the partition each ticker's items came from (ticker keys follow their partition)
+        self.ticker_partitions: dict[str, int] = {}
 
     def add(self, partition: int, item: ScoredItem) -> bool:
-        """Window one on-time item of ``partition``; False (ignored) when it is in no window ending by ``through_ms``."""
-        if item.published_ms >= self.through_ms:
+        """Window one on-time item of ``partition``; False when it is outside ``[since_ms, through_ms)``."""
+        t = item.published_ms
+        if t >= self.through_ms:
+            self._windows.heartbeat(partition, t)  # its event time moved the partition's watermark live too
+            return False
+        if t < self.since_ms:
             return False
         self._windows.add_item(partition, item)
+        for ticker in item.tickers:
+            self.ticker_partitions[ticker] = partition
         return True
 
     def finish(self) -> SpikeDetector | ThresholdDetector:
         """Close the windows ending at or before ``through_ms`` and return the detector that saw them."""
         for p in self._partitions:
             self._windows.heartbeat(p, self.through_ms + self._windows.allowed_lateness_ms)
-        closed = self._windows.advance((), self._detector.window_interest())
+        closed = [w for w in self._windows.advance((), self._detector.window_interest()) if w.end_ms <= self.through_ms]
         self._detector.evaluate_windows(closed, self.through_ms, self._windows.hop_ms)
         return self._detector
+
+
+def replays_by_point(detector: SpikeDetector | ThresholdDetector, windows: EventTimeWindows,
+                     decided_through: dict[int, int], hours: float) -> dict[int, DetectorReplay]:
+    """One ``DetectorReplay`` per decided-through point (epoch ms UTC), over the partitions decided through it."""
+    points: dict[int, list[int]] = {}
+    for p, through in decided_through.items():
+        points.setdefault(through, []).append(p)
+    return {through: DetectorReplay(detector, windows, parts, through, hours) for through, parts in points.items()}
 
 
 def rebuild_detector(
@@ -269,28 +302,34 @@ def rebuild_detector(
     windows: EventTimeWindows,
     hours: float,
     timeout_s: float = 60.0,
+    sent: Callable[[Collection[str]], Collection[str] | None] | None = None,
 ) -> DetectorRebuildStats:
     """Rebuild the detector's baselines and open episodes for newly assigned partitions.
 
     The detector's state is a function of the windows it has seen, and those
     are a function of the scored topic, so the state is rebuilt by replaying
     the scored topic: partitions ``decided_through`` are read from ``hours``
-    before ``min(decided_through)`` (``offsets_for_times``) to their end and
-    their on-time items (``time_flag`` None) go through a ``DetectorReplay``.
-    ``detector`` then adopts the replayed
-    baselines and open episodes for the keys it has no state for
-    (``SpikeDetector.adopt``): an episode that was firing before the restart
-    goes on (no second firing alert; its resolved message keeps its id), and
-    baselines do not fall back to the prior.
+    before their decided-through point (``offsets_for_times``) to their end,
+    and their on-time items (``time_flag`` None) go through one
+    ``DetectorReplay`` per decided-through point (partitions inherited from
+    different owners, or a re-commit, can have different points: each is
+    replayed up to its own). ``detector`` then adopts the replayed baselines
+    and open episodes for the keys it has no state for
+    (``SpikeDetector.adopt``), the most recent point first: an episode that
+    was firing before the restart goes on (no second firing alert; its
+    resolved message keeps its id), and baselines do not fall back to the
+    prior. An open episode whose firing message ``sent`` does not report as
+    sent (the group's alert claims) is not adopted: it began before the
+    replayed span, so the replay gave it an id nobody sent; the daemon then
+    decides it afresh.
 
     Exact when the replay reaches back to the start of every key's history;
     otherwise each baseline starts from the prior ``hours`` back instead of
     from the key's whole history (an EWMA forgets: with the default half-life
     of 24 learnt windows, 48 hours of hourly windows leave the older history
-    a weight of about 1/4), and an episode that began before the replayed
-    span is not known. Items late
-    before the restart are not told apart from on-time ones (as in
-    ``rebuild_windows``).
+    a weight of about 1/4). ``market`` and ``topic`` keys are rebuilt from
+    the partitions of each point separately. Items late before the restart
+    are not told apart from on-time ones (as in ``rebuild_windows``).
 
     Args:
         bootstrap: Kafka bootstrap servers.
@@ -301,6 +340,8 @@ def rebuild_detector(
         windows: the daemon's window operator (its size, hop, lateness and key types are copied).
         hours: how far back to replay, hours, > 0.
         timeout_s: give up after this long; a replay that did not reach its end is not adopted.
+        sent: given message ids, those the group sent (claimed); None from it means "unknown" (every
+            episode is adopted). None: every episode is adopted.
 
     Returns:
         What was replayed and taken.
@@ -312,23 +353,45 @@ def rebuild_detector(
     if not detector.stateful or not decided_through or hours <= 0:
         stats.skipped = "nothing to rebuild"
         return stats
-    replay = DetectorReplay(detector, windows, decided_through)
-    stats.since_ms, stats.through_ms = max(0, replay.through_ms - round(hours * 3_600_000)), replay.through_ms
+    replays = replays_by_point(detector, windows, decided_through, hours)
+    of_partition = {p: replays[through] for p, through in decided_through.items()}
+    stats.since_ms = min(r.since_ms for r in replays.values())
+    stats.through_ms = max(replays)
     deadline = time.monotonic() + timeout_s
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
-        todo = _seek_scored(consumer, scored_topic, {p: stats.since_ms for p in decided_through})
-        stats.items, timed_out = _read_scored(consumer, todo, deadline, replay.add)
+        todo = _seek_scored(consumer, scored_topic, {p: of_partition[p].since_ms for p in decided_through})
+        stats.items, timed_out = _read_scored(consumer, todo, deadline, lambda p, item: of_partition[p].add(p, item))
     finally:
         consumer.close(autocommit=False)
     if timed_out:
         stats.skipped = f"replay of {scored_topic} not finished in {timeout_s:.0f} s"
         log.warning("detector rebuild skipped: %s", stats.skipped)
         return stats
-    stats.baselines, stats.episodes = detector.adopt(replay.finish())  # type: ignore[arg-type]
-    log.info("rebuilt detector state from %d items of %s (%s to %s): %d baselines, %d open episodes",
-             stats.items, scored_topic, stats.since_ms, stats.through_ms, stats.baselines, stats.episodes)
+    for through in sorted(replays, reverse=True):
+        replayed = replays[through].finish()
+        stats.unsent_episodes += _drop_unsent(replayed, sent)
+        baselines, episodes = detector.adopt(replayed)  # type: ignore[arg-type]
+        stats.baselines, stats.episodes = stats.baselines + baselines, stats.episodes + episodes
+        stats.ticker_partitions.update(replays[through].ticker_partitions)
+    log.info("rebuilt detector state from %d items of %s (%s to %s): %d baselines, %d open episodes "
+             "(%d not adopted: never sent)", stats.items, scored_topic, stats.since_ms, stats.through_ms,
+             stats.baselines, stats.episodes, stats.unsent_episodes)
     return stats
+
+
+def _drop_unsent(replayed: SpikeDetector | ThresholdDetector,
+                 sent: Callable[[Collection[str]], Collection[str] | None] | None) -> int:
+    """Forget the replayed open episodes whose firing message the group never sent; returns how many."""
+    if sent is None or not isinstance(replayed, SpikeDetector) or not replayed.lifecycle.open_count:
+        return 0
+    episodes = replayed.lifecycle.open_episodes
+    known = sent([ep.alert.message_id for ep in episodes.values()])
+    if known is None:
+        return 0
+    unsent = [key for key, ep in episodes.items() if ep.alert.message_id not in known]
+    replayed.lifecycle.forget(unsent)
+    return len(unsent)
 
 
 def _closed_through(committed: dict[int, tuple[int, str | None]], lateness_ms: int) -> dict[int, int]:

@@ -161,3 +161,16 @@ def test_the_claims_topic_is_named_after_the_group_in_kafka_topic_characters() -
     assert claims_topic_for("finsentry") == "finsentry.alert-claims"
     assert claims_topic_for("desk/eu team") == "desk_eu_team.alert-claims"
     assert len(claims_topic_for("g" * 400)) == 249
+
+
+def test_sent_names_the_messages_some_daemon_of_the_group_claimed() -> None:
+    log = _Log()
+    a, b = _claims(log, "a"), _claims(log, "b")
+    a.claim([_alert("X")])
+    assert b.sent(["id-X", "id-Y"]) == {"id-X"}  # claimed by a: sent; never claimed: not sent
+
+    class _Down(_Log):
+        def read(self, *args: Any, **kwargs: Any) -> list[LogRecord]:
+            raise JobLogError("broker away")
+
+    assert _claims(_Down(), "c").sent(["id-X"]) is None  # unknown: the caller must not decide on it
