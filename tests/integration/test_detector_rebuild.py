@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from _stubs import StubScorer, daemon_settings  # tests/integration is on sys.path under pytest
+from test_window_rebuild import _send  # one producer of partition-0 records for both rebuild tests
 
 from alerts import Alert, EventTimeWindows, SpikeDetector, WebhookSink
 from finsentry.daemon import Daemon
 from finsentry.pipeline import Pipeline
-from ingest import NewsItem, make_producer
+from ingest import NewsItem
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +27,6 @@ T0 = datetime(2020, 5, 19, 14, 0, tzinfo=timezone.utc)
 def _pipeline() -> Pipeline:
     windows = EventTimeWindows(3_600_000, 0, 300_000)  # 60 min hopping by 5, the daemon's default shape
     return Pipeline(StubScorer(), windows, SpikeDetector(5, 0.6))  # type: ignore[arg-type]
-
-
-def _send(bootstrap: str, topic: str, items: list[NewsItem]) -> None:
-    producer = make_producer(bootstrap)
-    for item in items:
-        producer.send(topic, key=b"ACME", value=item.to_json(), partition=0, timestamp_ms=item.published_ms)
-    producer.flush()
-    producer.close()
 
 
 def _item(name: str, minutes: int, title: str, ticker: str = "ACME") -> NewsItem:
