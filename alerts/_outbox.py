@@ -335,9 +335,9 @@ class Outbox:
         return new
 
     def held(self) -> list[Alert]:
-        """The held alert messages, oldest first, in the order they were held (see :meth:`hold`)."""
+        """The held alert messages in the order they were held (row order, not the wall clock; see :meth:`hold`)."""
         rows = self._conn().execute(
-            "SELECT h.msg_id, m.alert_json FROM held h JOIN messages m USING (msg_id) ORDER BY h.held_at, h.rowid")
+            "SELECT h.msg_id, m.alert_json FROM held h JOIN messages m USING (msg_id) ORDER BY h.rowid")
         out: list[Alert] = []
         for msg_id, body in rows.fetchall():
             try:
