@@ -65,13 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--heartbeat-every", type=float, default=60.0, metavar="S",
                      help="heartbeat records into every partition each S seconds of feed time (0: none)")
 
-    ev = sub.add_parser("eval-detector", help="recall, false alerts and delay of the detector on real feeds")
+    ev = sub.add_parser(
+        "eval-detector", help="recall, false alerts and delay of the detector on real feeds",
+        description="Replay a real feed as background through the configured windows and detector, inject bursts "
+                    "of real negative headlines (known size, time, ticker), and report per burst size the recall, "
+                    "the false alerts per ticker-day on the background, and the median delay from a burst's END to "
+                    "the alert (negative when the alert comes before the burst is over).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ev.add_argument("--background", type=Path, default=None, help="background feed (default: the Benzinga file)")
     ev.add_argument("--bearish", type=Path, default=None, help="CSV of labelled tweets (default: sent_valid.csv)")
-    ev.add_argument("--sizes", default="3,5,8,12", help="burst sizes, comma-separated")
-    ev.add_argument("--bursts", type=int, default=30, help="bursts per size")
-    ev.add_argument("--burst-minutes", type=int, default=30, help="each burst's span")
-    ev.add_argument("--seed", type=int, default=7)
+    ev.add_argument("--sizes", type=_int_list, default=(3, 5, 8, 12), help="burst sizes, comma-separated")
+    ev.add_argument("--bursts", type=_positive_int, default=30, help="bursts per size")
+    ev.add_argument("--burst-minutes", type=_positive_int, default=30, help="each burst's span, minutes")
+    ev.add_argument("--seed", type=int, default=7, help="seed of the burst plan")
     ev.add_argument("--out", type=Path, default=None, help="write the JSON here")
 
     beat = sub.add_parser("heartbeat", help="write wall-clock heartbeat records into every raw-topic partition")
@@ -384,6 +390,14 @@ def _cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """``"30"`` -> ``30``; argparse turns the ValueError into a usage error."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     """``"1,8,32"`` -> ``(1, 8, 32)``; argparse turns the ValueError into a usage error."""
     values = tuple(int(v) for v in text.split(",") if v.strip())
@@ -418,7 +432,7 @@ def _cmd_eval_detector(args: argparse.Namespace, settings: Settings) -> int:
     data = default_data_dir()
     background = args.background or data / "massive_stock_news_analyst_ratings_partial" / "analyst_ratings_processed.csv"
     bearish = args.bearish or data / "twitter_financial_news_sentiment" / "sent_valid.csv"
-    sizes = tuple(int(x) for x in args.sizes.split(",") if x.strip())
+    sizes = tuple(args.sizes)
     result = evaluate_detector(settings, background, bearish, sizes, args.bursts, args.burst_minutes, args.seed)
     if args.out:
         write_result(result, args.out)
@@ -433,7 +447,18 @@ def _cmd_heartbeat(args: argparse.Namespace, settings: Settings) -> int:
 
     from ingest import HEARTBEAT_KEY, heartbeat_value, make_producer
 
+    from kafka import KafkaConsumer
+
     k = settings.kafka
+    probe = KafkaConsumer(bootstrap_servers=k.bootstrap, group_id=None, enable_auto_commit=False)
+    try:  # one metadata fetch: a missing topic would make the producer wait 60 s, then time out
+        exists = k.raw_topic in probe.topics()
+    finally:
+        probe.close()
+    if not exists:
+        print(f"finsentry heartbeat: raw topic {k.raw_topic!r} (kafka.raw_topic) does not exist on {k.bootstrap}: "
+              "start the daemon first (it creates its topics) or create it", file=sys.stderr)
+        return 2
     producer = make_producer(k.bootstrap)
     rounds = 0
     try:

@@ -209,6 +209,20 @@ class DetectorSettings(_Section):
                     "episodes (0: start them empty); needs windows.rebuild",
     )
 
+    @model_validator(mode="after")
+    def _detector_builds(self) -> "DetectorSettings":
+        """Settings that are each in range but do not fit together (``resolve_p`` not above ``alpha``,
+        ``resolve_share`` above ``min_neg_share``) fail here, at load, with the detector's own message."""
+        from alerts import EwmaBaseline, SpikeDetector  # the alerts stage owns the detector's rules
+
+        if self.kind == "spike":
+            try:
+                SpikeDetector(self.min_negative, self.min_neg_share, self.alpha, self.resolve_share, self.resolve_p,
+                              EwmaBaseline(self.baseline_halflife_windows, self.prior_share, self.prior_windows))
+            except ValueError as exc:
+                raise ValueError(f"detector settings do not fit together: {exc}") from exc
+        return self
+
     @field_validator("rules")
     @classmethod
     def _rules_compile(cls, value: list[str]) -> list[str]:

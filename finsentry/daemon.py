@@ -742,8 +742,8 @@ class Daemon:
 
     def _record(self, alert: Alert) -> None:
         """Log and count an alert this daemon sends."""
-        log.info("ALERT %s %s %s window %s", alert.alert_id, alert.key_type, alert.key, alert.window_start,
-                 extra={"alert_id": alert.alert_id, "key": alert.key})
+        log.info("ALERT %s %s %s %s window %s", alert.status, alert.alert_id, alert.key_type, alert.key,
+                 alert.window_start, extra={"alert_id": alert.alert_id, "key": alert.key, "status": alert.status})
         self.stats.alerts.append(alert)
         self.stats.alert_tally.add(alert)
         if alert.status == "resolved":

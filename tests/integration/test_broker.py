@@ -253,3 +253,32 @@ def test_broker_script_halt_and_resume_refuse_a_dir_without_a_broker(tmp_path: P
         assert proc.returncode != 0 and "not created by 'broker.sh start'" in proc.stderr
     usage = subprocess.run(["bash", str(BROKER_SCRIPT), "--help"], capture_output=True, text=True).stdout
     assert "halt RUN_DIR" in usage and "resume RUN_DIR" in usage
+
+
+@pytest.mark.timeout(120)
+def test_heartbeat_on_a_missing_raw_topic_is_a_clear_error(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from finsentry.cli import main
+
+    monkeypatch.setenv("FINSENTRY_KAFKA__BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("FINSENTRY_KAFKA__RAW_TOPIC", f"missing-{uuid.uuid4().hex[:8]}")
+    assert main(["heartbeat", "--count", "1"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_heartbeat_writes_one_record_into_every_raw_partition(
+    kafka_bootstrap: str, new_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finsentry.cli import main
+    from finsentry.topics import read_topic
+    from ingest import HEARTBEAT_KEY, parse_heartbeat
+
+    raw = new_topic("raw", 3)
+    monkeypatch.setenv("FINSENTRY_KAFKA__BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("FINSENTRY_KAFKA__RAW_TOPIC", raw)
+    before_ms = int(time.time() * 1000)
+    assert main(["heartbeat", "--count", "1"]) == 0
+    records = read_topic(kafka_bootstrap, raw)
+    assert sorted(p for p, _, _, _ in records) == [0, 1, 2]
+    assert all(k == HEARTBEAT_KEY and (parse_heartbeat(k, v) or 0) >= before_ms for _, _, k, v in records)

@@ -58,3 +58,12 @@ def test_unknown_log_level_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_log_level_is_case_insensitive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--log-level", "debug", "config"]) == 0
+
+
+@pytest.mark.parametrize("args,message", [(["--bursts", "0"], "--bursts"), (["--sizes", "a,b"], "--sizes"),
+                                          (["--burst-minutes", "-5"], "--burst-minutes")])
+def test_eval_detector_refuses_bad_arguments_as_usage_errors(args: list[str], message: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["eval-detector", *args])
+    assert info.value.code == 2 and message in capsys.readouterr().err

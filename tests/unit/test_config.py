@@ -93,3 +93,15 @@ def test_the_claims_topic_cannot_be_a_data_topic() -> None:
         load_settings(kafka={"alert_claims_topic": "news.raw"})
     with pytest.raises(ConfigError, match="late_topic and dlq_topic"):
         load_settings(kafka={"late_topic": "news.dlq"})
+
+
+@pytest.mark.parametrize("detector,message", [
+    ({"alpha": 0.05}, "resolve_p must be in (alpha, 1]"),
+    ({"resolve_share": 0.9}, "resolve_share must be in [0, min_neg_share]"),
+])
+def test_detector_settings_that_do_not_fit_together_fail_at_load(detector: dict, message: str) -> None:
+    # each value is in range alone; the detector refuses the pair: that must fail at load, not at `finsentry run`
+    with pytest.raises(ConfigError) as info:
+        load_settings(detector=detector)
+    assert "detector" in str(info.value) and message in str(info.value)
+    load_settings(detector={**detector, "kind": "threshold"})  # the threshold detector has no such pair
