@@ -29,7 +29,8 @@ def _json_formatter() -> logging.Formatter:
 
 
 def setup_logging(level: str = "INFO", log_format: Literal["text", "json"] = "text") -> None:
-    """Configure the root logger (idempotent); kafka-python is kept at WARNING.
+    """Configure the root logger (idempotent); kafka-python and APScheduler's job executors are kept at
+    WARNING (below DEBUG).
 
     Args:
         level: DEBUG, INFO, WARNING or ERROR.
@@ -39,3 +40,7 @@ def setup_logging(level: str = "INFO", log_format: Literal["text", "json"] = "te
     handler.setFormatter(_json_formatter() if log_format == "json" else logging.Formatter(_TEXT))
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    # APScheduler's executors log two INFO lines per job run (the model-refresh job runs every 10 s by default);
+    # their warnings and errors (a job that raised or was missed) still show. DEBUG keeps everything.
+    quiet = logging.getLogger().level > logging.DEBUG
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING if quiet else logging.NOTSET)

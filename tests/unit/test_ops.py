@@ -246,3 +246,16 @@ def test_the_daemon_counters_come_from_its_stats_and_stay_exact_past_the_bounded
     assert "finsentry_alerts_raised_total 12005.0" in body  # not len(stats.alerts), which stops at 10
     assert "finsentry_broker_errors_total 7.0" in body
     assert "finsentry_alerts_claimed_elsewhere_total 2.0" in body
+
+
+def test_job_runs_are_not_logged_at_info_but_their_failures_are() -> None:
+    import logging
+
+    from finsentry.logs import setup_logging
+
+    executor = logging.getLogger("apscheduler.executors.default")
+    setup_logging("INFO")
+    assert not executor.isEnabledFor(logging.INFO) and executor.isEnabledFor(logging.WARNING)
+    setup_logging("DEBUG")
+    assert executor.isEnabledFor(logging.INFO)
+    setup_logging("INFO")
