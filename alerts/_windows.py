@@ -453,7 +453,9 @@ class EventTimeWindows:
             self._reopened.update(range(entry[3], min(frontier, pane_end + self._span_ms) + 1, self._hop_ms))
 
     def _forget_stories(self, pane_end: int, pane: dict[_Key, dict[str, _Entry]]) -> None:
-        """Count pane ``pane_end`` (being dropped or rebuilt) out of the stories' pane counts."""
+        """Count pane ``pane_end`` (being dropped or rebuilt) out of the stories' pane counts (hopping only)."""
+        if not self._span_ms:
+            return
         self._cross.pop(pane_end, None)
         story_panes = self._story_panes
         pop = story_panes.pop
@@ -532,8 +534,7 @@ class EventTimeWindows:
             if all(e[0] not in gone for e in entries):
                 continue
             old = self._panes.pop(pane_end)
-            if self._span_ms:
-                self._forget_stories(pane_end, old)
+            self._forget_stories(pane_end, old)
             keyed = [(key, e) for key, stories in old.items() for e in stories.values()]
             keyed += [(key, e) for key, copies in self._copies.pop(pane_end, {}).items() for e in copies]
             self._pane_negatives.pop(pane_end, None)
@@ -622,13 +623,13 @@ class EventTimeWindows:
                 reaching = set(self._slide.reaching)
                 watch |= reaching
                 chosen[end] = None if learnt else reaching
+        # with an interest, a window that cannot fire (below min_negative or min_neg_share) needs counts only
+        light = None if interest is None else (interest.min_negative, interest.min_neg_share)
         results: list[WindowResult | WindowCounts] = []
         for end in due:
             held = [p for p in (panes.get(e) for e in range(end - span, end + 1, hop)) if p]
             since = self._closed_seq.get(end, 0) if end in self._reopened else 0
             keys = chosen[end]
-            # with an interest, a window that cannot fire (below min_negative or min_neg_share) needs counts only
-            light = None if interest is None else (interest.min_negative, interest.min_neg_share)
             if keys is None and not since and self._plain(end):
                 results.extend(self._every_key(end, held, light))
                 continue
@@ -662,8 +663,12 @@ class EventTimeWindows:
         if light is not None:
             k = sum(1 for it in items if it.label == "negative")
             if _cannot_fire(k, len(items), light):
-                return WindowCounts(key[0], key[1], end_ms - self._size_ms, end_ms, len(items), k, k / len(items))
+                return self._counts(key, end_ms, len(items), k)
         return self._result_of(key, end_ms, items)
+
+    def _counts(self, key: _Key, end_ms: int, n: int, n_negative: int) -> WindowCounts:
+        """The ``WindowCounts`` of window ``end_ms`` of ``key``: ``n`` items (>= 1), ``n_negative`` negative."""
+        return WindowCounts(key[0], key[1], end_ms - self._size_ms, end_ms, n, n_negative, n_negative / n)
 
     def _count_keys(self, end_ms: int, present: Collection[_Key] | None) -> int:
         """How many keys window ``end_ms`` holds items of (``present``: the keys of its panes, when known).
@@ -694,18 +699,15 @@ class EventTimeWindows:
         cannot fire gets a ``WindowCounts``; for hopping windows it is summed
         from the key's panes (no merge) unless a story of the key is in two of them.
         """
-        start = end_ms - self._size_ms
         if not self._span_ms:  # tumbling: the one pane is the window, its negative counts are exact (no copies)
-            pane = held[0]
-            if light is None:
-                return [self._result_of(key, end_ms, [e[1] for e in pane[key].values()]) for key in sorted(pane)]
-            negatives = self._pane_negatives.get(end_ms, {})
+            pane, negatives = held[0], self._pane_negatives.get(end_ms, {})
             out_t: list[WindowResult | WindowCounts] = []
             for key in sorted(pane):
-                k, stories = negatives.get(key, 0), pane[key]
-                out_t.append(WindowCounts(key[0], key[1], start, end_ms, len(stories), k, k / len(stories))
-                             if _cannot_fire(k, len(stories), light)
-                             else self._result_of(key, end_ms, [e[1] for e in stories.values()]))
+                stories, k = pane[key], negatives.get(key, 0)
+                if light is not None and _cannot_fire(k, len(stories), light):
+                    out_t.append(self._counts(key, end_ms, len(stories), k))
+                else:
+                    out_t.append(self._result_of(key, end_ms, [e[1] for e in stories.values()]))
             return out_t
         groups: dict[_Key, list[dict[str, _Entry]]] = {}
         for pane in held:
@@ -725,7 +727,7 @@ class EventTimeWindows:
                 k = negatives.get(key, 0)
                 n = sum(map(len, parts))
                 if key not in crossed and _cannot_fire(k, n, light):  # type: ignore[arg-type]
-                    out.append(WindowCounts(key[0], key[1], start, end_ms, n, k, k / n))
+                    out.append(self._counts(key, end_ms, n, k))
                     continue
             if len(parts) == 1:
                 items = [entry[1] for entry in parts[0].values()]
@@ -813,9 +815,7 @@ class EventTimeWindows:
         for pane_end in sorted(p for p in self._panes if p + span <= watermark):
             while self._slide.lo_ms is not None and self._slide.lo_ms <= pane_end:
                 self._pop_slide()  # while the pane is still there to subtract
-            if span:
-                self._forget_stories(pane_end, self._panes[pane_end])
-            del self._panes[pane_end]
+            self._forget_stories(pane_end, self._panes.pop(pane_end))
             self._pane_negatives.pop(pane_end, None)
             self._copies.pop(pane_end, None)
             self._partial_panes.discard(pane_end)

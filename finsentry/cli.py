@@ -445,9 +445,9 @@ def _cmd_eval_detector(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_heartbeat(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from ingest import HEARTBEAT_KEY, heartbeat_value, make_producer
-
     from kafka import KafkaConsumer
+
+    from ingest import HEARTBEAT_KEY, heartbeat_value, make_producer
 
     k = settings.kafka
     probe = KafkaConsumer(bootstrap_servers=k.bootstrap, group_id=None, enable_auto_commit=False)

@@ -192,6 +192,7 @@ def rebuild_windows(
             stats.closed_through_ms = None
         todo = _seek_scored(consumer, scored_topic, since)
         stats.partitions = len(todo)
+
         def restore(partition: int, item: ScoredItem) -> bool:
             windows.restore(partition, item, closed[partition])
             return True
